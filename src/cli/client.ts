@@ -1,6 +1,219 @@
-import type { Config } from '../domain/config.js';
+/**
+ * The client: resolves the subnets, then runs the session reducer with its
+ * drivers (listeners, byte streams, the SSH transport, the firewall helper,
+ * the process itself) until the session shuts down.
+ */
+import { lookup } from 'node:dns/promises';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { isLeft } from 'fp-ts/lib/Either.js';
+import { type Observable, Subject } from 'rxjs';
+import type { Command, ListenAddr } from '../domain/commands.js';
+import type { Config, SubnetSpec } from '../domain/config.js';
+import type { Event } from '../domain/events.js';
+import { initialSession, reduceSession, type SessionState } from '../domain/session.js';
+import type { SubnetRule } from '../domain/subnet.js';
+import { isIpLiteral, rulesFromAddresses } from '../domain/subnet-syntax.js';
+import { makeDirectTransport } from '../effects/direct-transport.js';
+import { makeFirewallDriver } from '../effects/firewall-driver.js';
+import { makeListenerDriver } from '../effects/listener-driver.js';
+import { makeLogger } from '../effects/logger.js';
+import { connectSsh } from '../effects/ssh/connect.js';
+import { ttyPrompter } from '../effects/ssh/tty-prompt.js';
+import { makeStreamsDriver } from '../effects/streams-driver.js';
+import { openRecorder } from '../streams/recorder.js';
+import { type Driver, run } from '../streams/run.js';
+import { VERSION } from './version.js';
 
-/** Runs the client until it exits; resolves to the process exit code. */
-export const runClient = async (_config: Config): Promise<number> => {
-  throw new Error('runClient: not wired yet');
+type DriverName = 'streams' | 'listener' | 'transport' | 'firewall' | 'process';
+
+const route = (c: Command): DriverName => {
+  switch (c.kind) {
+    case 'write':
+    case 'pause':
+    case 'resume':
+    case 'end':
+    case 'close':
+      return 'streams';
+    case 'listen':
+      return 'listener';
+    case 'ssh.connect':
+    case 'chan.open':
+      return 'transport';
+    case 'fw.start':
+    case 'fw.setup':
+      return 'firewall';
+    case 'log':
+    case 'shutdown':
+      return 'process';
+  }
+};
+
+/** Resolves hostnames in subnet specs (the only name lookups before ssh is up). */
+const resolveRules = async (
+  specs: readonly SubnetSpec[],
+  exclude: boolean,
+): Promise<{ rules: SubnetRule[] } | { error: string }> => {
+  const rules: SubnetRule[] = [];
+  for (const spec of specs) {
+    let addresses: string[];
+    if (isIpLiteral(spec.host)) {
+      addresses = [spec.host];
+    } else {
+      try {
+        addresses = (await lookup(spec.host, { all: true })).map((a) => a.address);
+      } catch (err) {
+        return {
+          error: `cannot resolve "${spec.text}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+        };
+      }
+    }
+    const r = rulesFromAddresses(spec, addresses, exclude);
+    if (isLeft(r)) return { error: r.left };
+    rules.push(...r.right);
+  }
+  return { rules };
+};
+
+/** Listen addresses: `-l` entries, or 127.0.0.1 (and ::1 when IPv6 is captured). */
+export const listenAddresses = (config: Config, rules: readonly SubnetRule[]): ListenAddr[] => {
+  const wantV6 = !config.disableIpv6 && rules.some((r) => r.family === 6 && !r.exclude);
+  const entries = config.listen.length > 0 ? config.listen : [{ ip: null, port: 0 }];
+  const out: ListenAddr[] = [];
+  for (const l of entries) {
+    if (l.ip === null) {
+      out.push({ family: 4, ip: '127.0.0.1', port: l.port });
+      if (wantV6) out.push({ family: 6, ip: '::1', port: l.port });
+    } else {
+      const family = l.ip.includes(':') ? 6 : 4;
+      if (family === 4 || wantV6) out.push({ family, ip: l.ip, port: l.port });
+    }
+  }
+  return out;
+};
+
+const firewallCommand = (): string[] => {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return [process.execPath, join(here, '..', '..', 'bin', 'sshuttle-ts')];
+};
+
+export const runClient = async (config: Config): Promise<number> => {
+  const log = makeLogger(config.verbose);
+  if (config.remote === null) {
+    log.error('no remote given (-r)');
+    return 2;
+  }
+  const remote = config.remote;
+  const t0 = performance.now();
+  const now = (): number => Math.round((performance.now() - t0) * 1000) / 1000;
+
+  const includes = await resolveRules(config.subnets, false);
+  if ('error' in includes) {
+    log.error(includes.error);
+    return 2;
+  }
+  const excludes = await resolveRules(config.excludes, true);
+  if ('error' in excludes) {
+    log.error(excludes.error);
+    return 2;
+  }
+  let rules = [...includes.rules, ...excludes.rules];
+  if (config.disableIpv6 && rules.some((r) => r.family === 6)) {
+    log.warn('--disable-ipv6: ignoring the IPv6 subnets');
+    rules = rules.filter((r) => r.family === 4);
+  }
+
+  const recorder =
+    config.record === null
+      ? null
+      : openRecorder(config.record, {
+          program: `sshuttle-ts ${VERSION}`,
+          payload: config.recordPayload,
+          startedAt: new Date(),
+        });
+
+  const streams = makeStreamsDriver(now);
+  const listener = makeListenerDriver(now, streams);
+  const transport = makeDirectTransport(now, streams, async () => {
+    const r = await connectSsh({
+      remote,
+      sshConfigPath: config.sshConfig,
+      env: {
+        HOME: process.env.HOME,
+        USER: process.env.USER,
+        SSH_AUTH_SOCK: process.env.SSH_AUTH_SOCK,
+      },
+      prompt: ttyPrompter(),
+      log: (level, msg, fields) => log[level](fields ?? {}, msg),
+    });
+    return r;
+  });
+  const firewall = makeFirewallDriver(now, {
+    method: config.method,
+    verbose: config.verbose,
+    command: firewallCommand(),
+    user: null,
+    group: null,
+    tmark: config.tmark,
+  });
+
+  let finish: (code: number) => void = () => {};
+  const exited = new Promise<number>((resolve) => {
+    finish = resolve;
+  });
+  const processEvents = new Subject<Event>();
+  const onSignal = (name: string) => () => processEvents.next({ kind: 'signal', t: now(), name });
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const handlers = signals.map((s) => [s, onSignal(s)] as const);
+  for (const [s, h] of handlers) process.on(s, h);
+
+  const shutdown = async (code: number): Promise<void> => {
+    listener.closeAll();
+    transport.close();
+    streams.destroyAll();
+    const fwCode = await firewall.close();
+    processEvents.next({ kind: 'fw.restored', t: now(), code: fwCode });
+    finish(code);
+  };
+  const processDriver: Driver<Command, Event> = (commands: Observable<Command>) => {
+    commands.subscribe({
+      next: (c) => {
+        if (c.kind === 'log') log[c.level](c.fields ?? {}, c.msg);
+        else if (c.kind === 'shutdown') void shutdown(c.code);
+      },
+    });
+    return processEvents.asObservable();
+  };
+
+  const start: Event = {
+    kind: 'start',
+    t: now(),
+    rules,
+    listen: listenAddresses(config, rules),
+    nameservers: [],
+    reconnect: !config.noReconnect,
+  };
+  const session = run<SessionState, Event, Command, DriverName>({
+    reducer: reduceSession,
+    initial: initialSession,
+    drivers: {
+      streams: streams.driver,
+      listener: listener.driver,
+      transport: transport.driver,
+      firewall: firewall.driver,
+      process: processDriver,
+    },
+    route,
+    ...(recorder === null ? {} : { observe: recorder.observe }),
+    seed: [start],
+  });
+
+  const code = await exited;
+  for (const [s, h] of handlers) process.off(s, h);
+  session.dispose();
+  await recorder?.close();
+  // A half-closed socket or the ssh2 client may still hold the loop open.
+  setTimeout(() => process.exit(code), 200).unref();
+  return code;
 };

@@ -1,0 +1,66 @@
+/**
+ * What the session reducer asks the world to do. Commands are data; drivers
+ * turn them into effects and answer with events.
+ */
+import type { Side } from './events.js';
+import type { Endpoint } from './ports.js';
+import type { Family, SubnetRule } from './subnet.js';
+
+export interface ListenAddr {
+  readonly family: Family;
+  readonly ip: string;
+  /** 0 = search downward from 12300. */
+  readonly port: number;
+}
+
+/** Ports the firewall redirects to; 0 = that family is not used. */
+export interface RedirectPorts {
+  readonly tcp4: number;
+  readonly tcp6: number;
+  readonly dns4: number;
+  readonly dns6: number;
+}
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+export type Command =
+  | { readonly kind: 'fw.start' }
+  | { readonly kind: 'listen'; readonly addrs: readonly ListenAddr[] }
+  | { readonly kind: 'ssh.connect' }
+  | {
+      readonly kind: 'fw.setup';
+      readonly rules: readonly SubnetRule[];
+      readonly nameservers: readonly { readonly family: Family; readonly ip: string }[];
+      readonly ports: RedirectPorts;
+    }
+  | {
+      readonly kind: 'chan.open';
+      readonly id: number;
+      readonly family: Family;
+      readonly src: Endpoint;
+      readonly dst: Endpoint;
+    }
+  | { readonly kind: 'write'; readonly id: number; readonly side: Side; readonly chunk: Buffer }
+  | { readonly kind: 'pause'; readonly id: number; readonly side: Side }
+  | { readonly kind: 'resume'; readonly id: number; readonly side: Side }
+  /** Half-close: no more data will be written to that side. */
+  | { readonly kind: 'end'; readonly id: number; readonly side: Side }
+  /** Close gracefully (flush, then close) or at once (`abort`). */
+  | { readonly kind: 'close'; readonly id: number; readonly side: Side; readonly abort: boolean }
+  | {
+      readonly kind: 'log';
+      readonly level: LogLevel;
+      readonly msg: string;
+      readonly fields?: Readonly<Record<string, unknown>>;
+    }
+  /** Restore the firewall, close everything, exit with `code`. */
+  | { readonly kind: 'shutdown'; readonly code: number; readonly reason: string };
+
+export type CommandKind = Command['kind'];
+
+/**
+ * A command as recorded: a write loses its chunk (its size is in the data
+ * event that caused it), so recordings without payloads still compare equal.
+ */
+export const summarizeCommand = (c: Command): Record<string, unknown> =>
+  c.kind === 'write' ? { kind: c.kind, id: c.id, side: c.side } : { ...c };

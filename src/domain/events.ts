@@ -1,0 +1,113 @@
+/**
+ * Everything that happens to a session, as data. Drivers put events in;
+ * reducers fold them; the recorder writes them (one JSON line each) and the
+ * replayer reads them back through the same codec.
+ *
+ * `t` is milliseconds on the driver's monotonic clock since the session
+ * started: reducers never read a clock, they read `t`.
+ */
+import * as t from 'io-ts';
+
+// ---------------------------------------------------------------------------
+// codecs for fields
+// ---------------------------------------------------------------------------
+
+/** A byte chunk, recorded as base64 (empty when payloads are not recorded). */
+export const ChunkC = new t.Type<Buffer, string, unknown>(
+  'Chunk',
+  (u): u is Buffer => Buffer.isBuffer(u),
+  (u, c) =>
+    typeof u === 'string' && /^[A-Za-z0-9+/]*={0,2}$/.test(u)
+      ? t.success(Buffer.from(u, 'base64'))
+      : t.failure(u, c, 'expected base64 text'),
+  (b) => b.toString('base64'),
+);
+
+const NonNegInt = t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0, 'NonNegInt');
+const PortC = t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'Port');
+export const FamilyC = t.union([t.literal(4), t.literal(6)]);
+export const EndpointC = t.type({ ip: t.string, port: PortC });
+export const SideC = t.keyof({ local: null, remote: null });
+/** `local` is the application's socket, `remote` the tunnel's stream. */
+export type Side = t.TypeOf<typeof SideC>;
+
+export const SubnetRuleC = t.type({
+  family: FamilyC,
+  ip: t.string,
+  width: NonNegInt,
+  exclude: t.boolean,
+  fport: PortC,
+  lport: PortC,
+});
+
+export const ListenAddrC = t.type({ family: FamilyC, ip: t.string, port: PortC });
+
+// ---------------------------------------------------------------------------
+// events
+// ---------------------------------------------------------------------------
+
+const ev = <K extends string, P extends t.Props>(kind: K, props: P) =>
+  t.type({ kind: t.literal(kind), t: t.number, ...props });
+
+/** The session's inputs: rules after name resolution, listen addresses, options. */
+export const StartC = ev('start', {
+  rules: t.array(SubnetRuleC),
+  listen: t.array(ListenAddrC),
+  nameservers: t.array(t.type({ family: FamilyC, ip: t.string })),
+  reconnect: t.boolean,
+});
+export const FirewallReadyC = ev('fw.ready', { method: t.string });
+export const FirewallStartedC = ev('fw.started', {});
+export const FirewallFailedC = ev('fw.failed', { message: t.string });
+export const FirewallRestoredC = ev('fw.restored', { code: t.union([t.number, t.null]) });
+export const ListenUpC = ev('listen.up', { family: FamilyC, ip: t.string, port: PortC });
+export const ListenFailedC = ev('listen.failed', { message: t.string });
+export const SshUpC = ev('ssh.up', { server: t.string, excludes: t.array(t.string) });
+export const SshFailedC = ev('ssh.failed', { message: t.string });
+export const SshDownC = ev('ssh.down', { reason: t.string });
+export const AcceptC = ev('conn.accept', {
+  id: NonNegInt,
+  family: FamilyC,
+  src: EndpointC,
+  dst: EndpointC,
+  /** The destination is one of our own addresses on the listener's port (a loop). */
+  dstIsSelf: t.boolean,
+});
+export const AcceptFailedC = ev('conn.accept-failed', { id: NonNegInt, message: t.string });
+export const ChannelOpenC = ev('chan.open', { id: NonNegInt });
+export const ChannelFailedC = ev('chan.failed', { id: NonNegInt, reason: t.string });
+export const DataC = ev('data', { id: NonNegInt, from: SideC, size: NonNegInt, chunk: ChunkC });
+export const FullC = ev('full', { id: NonNegInt, side: SideC });
+export const DrainC = ev('drain', { id: NonNegInt, side: SideC });
+export const EofC = ev('eof', { id: NonNegInt, from: SideC });
+export const ClosedC = ev('closed', {
+  id: NonNegInt,
+  side: SideC,
+  error: t.union([t.string, t.null]),
+});
+export const SignalC = ev('signal', { name: t.string });
+
+export const EventC = t.union([
+  StartC,
+  FirewallReadyC,
+  FirewallStartedC,
+  FirewallFailedC,
+  FirewallRestoredC,
+  ListenUpC,
+  ListenFailedC,
+  SshUpC,
+  SshFailedC,
+  SshDownC,
+  AcceptC,
+  AcceptFailedC,
+  ChannelOpenC,
+  ChannelFailedC,
+  DataC,
+  FullC,
+  DrainC,
+  EofC,
+  ClosedC,
+  SignalC,
+]);
+export type Event = t.TypeOf<typeof EventC>;
+export type EventOf<K extends Event['kind']> = Extract<Event, { kind: K }>;

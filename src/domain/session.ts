@@ -1,0 +1,338 @@
+/**
+ * The session reducer: one TCP tunnel session from start to shutdown.
+ *
+ * `(state, event) => [state, commands]`, executing nothing. Connection
+ * entries change only on lifecycle events (accept, open, eof, close); data
+ * events touch only the totals, so the hot path copies one small object.
+ */
+import { captureRules, redirectPorts } from './capture.js';
+import type { Command, ListenAddr } from './commands.js';
+import type { Event, EventOf, Side } from './events.js';
+import type { Endpoint } from './ports.js';
+import type { Family, SubnetRule } from './subnet.js';
+
+// ---------------------------------------------------------------------------
+// model
+// ---------------------------------------------------------------------------
+
+export type Phase =
+  | 'idle' // before the start event
+  | 'firewall' // waiting for the privileged helper
+  | 'connecting' // binding listeners and connecting ssh
+  | 'installing' // rules sent, waiting for STARTED
+  | 'running'
+  | 'stopping';
+
+export interface Connection {
+  readonly id: number;
+  readonly family: Family;
+  readonly src: Endpoint;
+  readonly dst: Endpoint;
+  readonly open: boolean;
+  /** EOF received from that side (and passed on to the other). */
+  readonly eof: { readonly local: boolean; readonly remote: boolean };
+  readonly closed: { readonly local: boolean; readonly remote: boolean };
+}
+
+export interface Totals {
+  readonly accepted: number;
+  readonly refused: number;
+  readonly failed: number;
+  readonly finished: number;
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+  readonly peakOpen: number;
+}
+
+export interface SessionState {
+  readonly phase: Phase;
+  readonly t: number;
+  readonly rules: readonly SubnetRule[];
+  readonly requestedListen: readonly ListenAddr[];
+  readonly nameservers: readonly { readonly family: Family; readonly ip: string }[];
+  readonly method: string | null;
+  readonly listeners: readonly ListenAddr[];
+  readonly server: { readonly address: string; readonly excludes: readonly string[] } | null;
+  readonly conns: ReadonlyMap<number, Connection>;
+  readonly totals: Totals;
+  readonly exit: { readonly code: number; readonly reason: string } | null;
+}
+
+export type Step = readonly [SessionState, readonly Command[]];
+
+// ---------------------------------------------------------------------------
+// constructors
+// ---------------------------------------------------------------------------
+
+export const initialSession: SessionState = {
+  phase: 'idle',
+  t: 0,
+  rules: [],
+  requestedListen: [],
+  nameservers: [],
+  method: null,
+  listeners: [],
+  server: null,
+  conns: new Map(),
+  totals: {
+    accepted: 0,
+    refused: 0,
+    failed: 0,
+    finished: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+    peakOpen: 0,
+  },
+  exit: null,
+};
+
+/** Exit code for fatal errors, as sshuttle's client uses. */
+export const EXIT_FATAL = 99;
+
+const other = (side: Side): Side => (side === 'local' ? 'remote' : 'local');
+const none: readonly Command[] = [];
+
+// ---------------------------------------------------------------------------
+// reducer
+// ---------------------------------------------------------------------------
+
+const shutdown = (s: SessionState, code: number, reason: string): Step =>
+  s.phase === 'stopping'
+    ? [s, none]
+    : [
+        { ...s, phase: 'stopping', exit: { code, reason } },
+        [
+          { kind: 'log', level: code === 0 ? 'info' : 'error', msg: reason },
+          { kind: 'shutdown', code, reason },
+        ],
+      ];
+
+const withConn = (s: SessionState, c: Connection): SessionState => {
+  const conns = new Map(s.conns);
+  conns.set(c.id, c);
+  return { ...s, conns };
+};
+
+const withoutConn = (s: SessionState, id: number): SessionState => {
+  const conns = new Map(s.conns);
+  conns.delete(id);
+  return { ...s, conns, totals: { ...s.totals, finished: s.totals.finished + 1 } };
+};
+
+/** Once ssh is up and every listener is bound, the rules can go in. */
+const maybeInstall = (s: SessionState): Step => {
+  if (s.phase !== 'connecting' || s.server === null) return [s, none];
+  if (s.listeners.length < s.requestedListen.length) return [s, none];
+  const rules = captureRules(s.rules, s.server.excludes, s.listeners);
+  return [
+    { ...s, phase: 'installing' },
+    [
+      { kind: 'fw.setup', rules, nameservers: s.nameservers, ports: redirectPorts(s.listeners) },
+      {
+        kind: 'log',
+        level: 'debug',
+        msg: 'installing firewall rules',
+        fields: { rules: rules.length },
+      },
+    ],
+  ];
+};
+
+const onAccept = (s: SessionState, e: EventOf<'conn.accept'>): Step => {
+  const totals = { ...s.totals, accepted: s.totals.accepted + 1 };
+  if (e.dstIsSelf || s.phase !== 'running') {
+    const msg = e.dstIsSelf
+      ? `connection to ${e.dst.ip}:${e.dst.port} is a loop (that is my own address): closed`
+      : `connection to ${e.dst.ip}:${e.dst.port} arrived while ${s.phase}: closed`;
+    return [
+      { ...s, totals: { ...totals, refused: totals.refused + 1 } },
+      [
+        { kind: 'close', id: e.id, side: 'local', abort: true },
+        { kind: 'log', level: 'warn', msg },
+      ],
+    ];
+  }
+  const c: Connection = {
+    id: e.id,
+    family: e.family,
+    src: e.src,
+    dst: e.dst,
+    open: false,
+    eof: { local: false, remote: false },
+    closed: { local: false, remote: true },
+  };
+  const next = withConn({ ...s, totals }, c);
+  const peakOpen = Math.max(totals.peakOpen, next.conns.size);
+  return [
+    { ...next, totals: { ...totals, peakOpen } },
+    [
+      { kind: 'chan.open', id: e.id, family: e.family, src: e.src, dst: e.dst },
+      {
+        kind: 'log',
+        level: 'debug',
+        msg: `accept ${e.src.ip}:${e.src.port} -> ${e.dst.ip}:${e.dst.port}`,
+        fields: { id: e.id },
+      },
+    ],
+  ];
+};
+
+const onChannelOpen = (s: SessionState, id: number): Step => {
+  const c = s.conns.get(id);
+  if (c === undefined) return [s, [{ kind: 'close', id, side: 'remote', abort: true }]];
+  return [
+    withConn(s, { ...c, open: true, closed: { ...c.closed, remote: false } }),
+    [{ kind: 'resume', id, side: 'local' }],
+  ];
+};
+
+const onChannelFailed = (s: SessionState, e: EventOf<'chan.failed'>): Step => {
+  const c = s.conns.get(e.id);
+  if (c === undefined) return [s, none];
+  const next = withoutConn(s, e.id);
+  return [
+    { ...next, totals: { ...next.totals, failed: next.totals.failed + 1 } },
+    [
+      { kind: 'close', id: e.id, side: 'local', abort: true },
+      {
+        kind: 'log',
+        level: 'info',
+        msg: `connect to ${c.dst.ip}:${c.dst.port} failed: ${e.reason}`,
+        fields: { id: e.id },
+      },
+    ],
+  ];
+};
+
+const onData = (s: SessionState, e: EventOf<'data'>): Step => {
+  const totals =
+    e.from === 'local'
+      ? { ...s.totals, bytesUp: s.totals.bytesUp + e.size }
+      : { ...s.totals, bytesDown: s.totals.bytesDown + e.size };
+  const c = s.conns.get(e.id);
+  const next = { ...s, totals };
+  if (c === undefined || c.closed[other(e.from)]) return [next, none];
+  return [next, [{ kind: 'write', id: e.id, side: other(e.from), chunk: e.chunk }]];
+};
+
+/** Writing to `side` backs up: stop reading from the side that feeds it. */
+const onFull = (s: SessionState, e: EventOf<'full'>): Step => {
+  const c = s.conns.get(e.id);
+  if (c === undefined || c.closed[other(e.side)]) return [s, none];
+  return [s, [{ kind: 'pause', id: e.id, side: other(e.side) }]];
+};
+
+const onDrain = (s: SessionState, e: EventOf<'drain'>): Step => {
+  const c = s.conns.get(e.id);
+  if (c === undefined || c.closed[other(e.side)] || !c.open) return [s, none];
+  return [s, [{ kind: 'resume', id: e.id, side: other(e.side) }]];
+};
+
+const onEof = (s: SessionState, e: EventOf<'eof'>): Step => {
+  const c = s.conns.get(e.id);
+  if (c === undefined || c.eof[e.from]) return [s, none];
+  const next = withConn(s, { ...c, eof: { ...c.eof, [e.from]: true } });
+  return c.closed[other(e.from)]
+    ? [next, none]
+    : [next, [{ kind: 'end', id: e.id, side: other(e.from) }]];
+};
+
+/**
+ * One side is gone. A clean close lets the other side flush what it holds;
+ * an error aborts it. The entry goes when both sides are closed.
+ */
+const onClosed = (s: SessionState, e: EventOf<'closed'>): Step => {
+  const c = s.conns.get(e.id);
+  if (c === undefined || c.closed[e.side]) return [s, none];
+  const closed = { ...c.closed, [e.side]: true };
+  if (closed.local && closed.remote) return [withoutConn(s, e.id), none];
+  const cmds: Command[] = [
+    { kind: 'close', id: e.id, side: other(e.side), abort: e.error !== null },
+  ];
+  if (e.error !== null) {
+    cmds.push({
+      kind: 'log',
+      level: 'debug',
+      msg: `${e.side} side of ${c.dst.ip}:${c.dst.port} failed: ${e.error}`,
+      fields: { id: e.id },
+    });
+  }
+  return [withConn(s, { ...c, closed }), cmds];
+};
+
+/** Folds one event. Never throws for any well-typed event. */
+export const reduceSession = (s0: SessionState, e: Event): Step => {
+  const s = e.t === s0.t ? s0 : { ...s0, t: e.t };
+  switch (e.kind) {
+    case 'start':
+      return [
+        {
+          ...s,
+          phase: 'firewall',
+          rules: e.rules,
+          requestedListen: e.listen,
+          nameservers: e.nameservers,
+        },
+        [{ kind: 'fw.start' }],
+      ];
+    case 'fw.ready':
+      return [
+        { ...s, phase: 'connecting', method: e.method },
+        [
+          { kind: 'log', level: 'debug', msg: `firewall helper ready, method ${e.method}` },
+          { kind: 'listen', addrs: s.requestedListen },
+          { kind: 'ssh.connect' },
+        ],
+      ];
+    case 'listen.up':
+      return maybeInstall({
+        ...s,
+        listeners: [...s.listeners, { family: e.family, ip: e.ip, port: e.port }],
+      });
+    case 'ssh.up':
+      return maybeInstall({ ...s, server: { address: e.server, excludes: e.excludes } });
+    case 'fw.started':
+      return s.phase === 'installing'
+        ? [
+            { ...s, phase: 'running' },
+            [{ kind: 'log', level: 'info', msg: 'Connected to server.' }],
+          ]
+        : [s, none];
+    case 'fw.failed':
+      return shutdown(s, EXIT_FATAL, `firewall: ${e.message}`);
+    case 'listen.failed':
+      return shutdown(s, EXIT_FATAL, e.message);
+    case 'ssh.failed':
+      return shutdown(s, EXIT_FATAL, e.message);
+    case 'ssh.down':
+      return shutdown(s, EXIT_FATAL, `ssh connection lost: ${e.reason}`);
+    case 'signal':
+      return shutdown(s, 0, `received ${e.name}, shutting down`);
+    case 'fw.restored':
+      return [s, [{ kind: 'log', level: 'debug', msg: 'firewall restored' }]];
+    case 'conn.accept':
+      return onAccept(s, e);
+    case 'conn.accept-failed':
+      return [
+        { ...s, totals: { ...s.totals, refused: s.totals.refused + 1 } },
+        [
+          { kind: 'close', id: e.id, side: 'local', abort: true },
+          { kind: 'log', level: 'warn', msg: e.message },
+        ],
+      ];
+    case 'chan.open':
+      return onChannelOpen(s, e.id);
+    case 'chan.failed':
+      return onChannelFailed(s, e);
+    case 'data':
+      return onData(s, e);
+    case 'full':
+      return onFull(s, e);
+    case 'drain':
+      return onDrain(s, e);
+    case 'eof':
+      return onEof(s, e);
+    case 'closed':
+      return onClosed(s, e);
+  }
+};

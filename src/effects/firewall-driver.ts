@@ -1,0 +1,93 @@
+/**
+ * The firewall driver: starts the privileged helper process and passes it
+ * the rules the reducer planned. The helper restores everything by itself
+ * when this process goes away, however it goes.
+ */
+import { isLeft } from 'fp-ts/lib/Either.js';
+import { type Observable, Subject } from 'rxjs';
+import type { Command } from '../domain/commands.js';
+import type { Method } from '../domain/config.js';
+import type { Event } from '../domain/events.js';
+import { type FirewallHandle, startFirewall } from './firewall/firewall-client.js';
+
+export interface FirewallDriver {
+  readonly driver: (commands: Observable<Command>) => Observable<Event>;
+  /** Restores the rules (closes the helper); resolves with its exit code. */
+  readonly close: () => Promise<number | null>;
+}
+
+export const makeFirewallDriver = (
+  now: () => number,
+  opts: {
+    readonly method: Method;
+    readonly verbose: number;
+    readonly command: readonly string[];
+    readonly user: number | null;
+    readonly group: number | null;
+    readonly tmark: string;
+  },
+): FirewallDriver => {
+  const events = new Subject<Event>();
+  let handle: FirewallHandle | null = null;
+  let closing = false;
+
+  const start = async (): Promise<void> => {
+    const started = await startFirewall({
+      method: opts.method,
+      verbose: opts.verbose,
+      command: opts.command,
+    });
+    if (isLeft(started)) {
+      events.next({ kind: 'fw.failed', t: now(), message: started.left });
+      return;
+    }
+    handle = started.right;
+    void handle.exited.then((code) => {
+      if (!closing) {
+        events.next({
+          kind: 'fw.failed',
+          t: now(),
+          message: `the firewall helper exited unexpectedly (code ${String(code)})`,
+        });
+      }
+    });
+    events.next({ kind: 'fw.ready', t: now(), method: handle.method });
+  };
+
+  const setup = async (c: Extract<Command, { kind: 'fw.setup' }>): Promise<void> => {
+    if (handle === null) return;
+    const done = await handle.setup({
+      subnets: c.rules,
+      nameservers: c.nameservers,
+      ports: c.ports,
+      udp: false,
+      user: opts.user,
+      group: opts.group,
+      tmark: opts.tmark,
+      clientPid: process.pid,
+    });
+    events.next(
+      isLeft(done)
+        ? { kind: 'fw.failed', t: now(), message: done.left }
+        : { kind: 'fw.started', t: now() },
+    );
+  };
+
+  return {
+    driver: (commands) => {
+      commands.subscribe({
+        next: (c) => {
+          if (c.kind === 'fw.start') void start();
+          else if (c.kind === 'fw.setup') void setup(c);
+        },
+      });
+      return events.asObservable();
+    },
+    close: async () => {
+      closing = true;
+      if (handle === null) return null;
+      await handle.close();
+      return handle.exited;
+    },
+  };
+};

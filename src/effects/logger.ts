@@ -1,0 +1,29 @@
+/**
+ * Structured logs with pino, on stderr: human-readable on a terminal
+ * (pino-pretty), JSON lines otherwise. sshuttle-like levels: no -v shows
+ * info and up, -v debug, -vv and more trace.
+ */
+import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export const levelFor = (verbose: number): pino.Level =>
+  verbose <= 0 ? 'info' : verbose === 1 ? 'debug' : 'trace';
+
+export const makeLogger = (verbose: number, opts: { readonly name?: string } = {}): Logger => {
+  const level = levelFor(verbose);
+  const base = { name: opts.name ?? 'sshuttle-ts', level, base: undefined };
+  if (process.stderr.isTTY) {
+    return pino(
+      base,
+      pretty({
+        destination: 2,
+        sync: true,
+        colorize: true,
+        ignore: 'name',
+        translateTime: 'HH:MM:ss.l',
+        messageFormat: '{msg}',
+      }),
+    );
+  }
+  return pino(base, pino.destination({ fd: 2, sync: true }));
+};

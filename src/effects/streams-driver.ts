@@ -1,0 +1,109 @@
+/**
+ * The byte-stream driver: every local socket and every tunnel stream of a
+ * session, keyed by connection id and side. It turns stream callbacks into
+ * events and write/pause/resume/end/close commands into stream calls.
+ *
+ * Hot path: one event per chunk as the stream delivers it; no copies.
+ */
+import type { Duplex } from 'node:stream';
+import { type Observable, Subject } from 'rxjs';
+import type { Command } from '../domain/commands.js';
+import type { Event, Side } from '../domain/events.js';
+
+interface Entry {
+  readonly stream: Duplex;
+  /** The last write returned false and no drain has come yet. */
+  full: boolean;
+  error: string | null;
+}
+
+export interface StreamsDriver {
+  /** Starts relaying `stream` as `side` of connection `id`. */
+  readonly attach: (id: number, side: Side, stream: Duplex) => void;
+  readonly driver: (commands: Observable<Command>) => Observable<Event>;
+  /** Destroys every stream (shutdown). */
+  readonly destroyAll: () => void;
+  readonly size: () => number;
+}
+
+const key = (id: number, side: Side): number => (side === 'local' ? id * 2 : id * 2 + 1);
+
+export const makeStreamsDriver = (now: () => number): StreamsDriver => {
+  const events = new Subject<Event>();
+  const entries = new Map<number, Entry>();
+
+  const attach = (id: number, side: Side, stream: Duplex): void => {
+    const entry: Entry = { stream, full: false, error: null };
+    entries.set(key(id, side), entry);
+    stream.on('data', (chunk: Buffer) =>
+      events.next({ kind: 'data', t: now(), id, from: side, size: chunk.length, chunk }),
+    );
+    stream.on('end', () => events.next({ kind: 'eof', t: now(), id, from: side }));
+    stream.on('drain', () => {
+      if (!entry.full) return;
+      entry.full = false;
+      events.next({ kind: 'drain', t: now(), id, side });
+    });
+    stream.on('error', (err: Error & { code?: string }) => {
+      entry.error = err.code ?? err.message;
+    });
+    stream.on('close', () => {
+      entries.delete(key(id, side));
+      events.next({ kind: 'closed', t: now(), id, side, error: entry.error });
+    });
+  };
+
+  const handle = (c: Command): void => {
+    switch (c.kind) {
+      case 'write': {
+        const e = entries.get(key(c.id, c.side));
+        if (e === undefined || e.stream.writableEnded) return;
+        if (!e.stream.write(c.chunk) && !e.full) {
+          e.full = true;
+          events.next({ kind: 'full', t: now(), id: c.id, side: c.side });
+        }
+        return;
+      }
+      case 'pause':
+        entries.get(key(c.id, c.side))?.stream.pause();
+        return;
+      case 'resume':
+        entries.get(key(c.id, c.side))?.stream.resume();
+        return;
+      case 'end': {
+        const e = entries.get(key(c.id, c.side));
+        if (e !== undefined && !e.stream.writableEnded) e.stream.end();
+        return;
+      }
+      case 'close': {
+        const e = entries.get(key(c.id, c.side));
+        if (e === undefined) return;
+        if (c.abort) {
+          e.stream.destroy();
+        } else if (e.stream.writableFinished) {
+          e.stream.destroy();
+        } else {
+          // Flush what is queued, then let go of the stream entirely.
+          e.stream.once('finish', () => e.stream.destroy());
+          if (!e.stream.writableEnded) e.stream.end();
+          e.stream.resume();
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  };
+
+  return {
+    attach,
+    driver: (commands) => {
+      commands.subscribe({ next: handle });
+      return events.asObservable();
+    },
+    destroyAll: () => {
+      for (const e of entries.values()) e.stream.destroy();
+    },
+    size: () => entries.size,
+  };
+};

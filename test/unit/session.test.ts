@@ -1,0 +1,191 @@
+import { describe, expect, it } from 'vitest';
+import type { Command } from '../../src/domain/commands.js';
+import type { Event } from '../../src/domain/events.js';
+import {
+  EXIT_FATAL,
+  initialSession,
+  reduceSession,
+  type SessionState,
+} from '../../src/domain/session.js';
+
+const fold = (events: readonly Event[], s0: SessionState = initialSession) => {
+  let s = s0;
+  const all: Command[][] = [];
+  for (const e of events) {
+    const [next, cmds] = reduceSession(s, e);
+    s = next;
+    all.push([...cmds]);
+  }
+  return { state: s, commands: all, last: all.at(-1) ?? [] };
+};
+
+const kinds = (cmds: readonly Command[]) => cmds.map((c) => c.kind);
+
+const startup: Event[] = [
+  {
+    kind: 'start',
+    t: 0,
+    rules: [{ family: 4, ip: '0.0.0.0', width: 0, exclude: false, fport: 0, lport: 0 }],
+    listen: [{ family: 4, ip: '127.0.0.1', port: 0 }],
+    nameservers: [],
+    reconnect: false,
+  },
+  { kind: 'fw.ready', t: 1, method: 'nft' },
+  { kind: 'listen.up', t: 2, family: 4, ip: '127.0.0.1', port: 12300 },
+  { kind: 'ssh.up', t: 3, server: '198.51.100.1', excludes: ['198.51.100.1'] },
+  { kind: 'fw.started', t: 4 },
+];
+
+const accept = (id: number, t = 10): Event => ({
+  kind: 'conn.accept',
+  t,
+  id,
+  family: 4,
+  src: { ip: '127.0.0.1', port: 40000 + id },
+  dst: { ip: '203.0.113.2', port: 80 },
+  dstIsSelf: false,
+});
+
+describe('session startup', () => {
+  it('starts the firewall helper first, then listeners and ssh, and installs rules only once both are up', () => {
+    const { commands, state } = fold(startup);
+    expect(kinds(commands[0] ?? [])).toEqual(['fw.start']);
+    expect(kinds(commands[1] ?? [])).toEqual(['log', 'listen', 'ssh.connect']);
+    expect(kinds(commands[2] ?? [])).toEqual([]);
+    expect(kinds(commands[3] ?? [])).toEqual(['fw.setup', 'log']);
+    expect(state.phase).toBe('running');
+  });
+
+  it('excludes the ssh server and the listen address from capture, so 0/0 works', () => {
+    const { commands } = fold(startup.slice(0, 4));
+    const setup = (commands[3] ?? []).find((c) => c.kind === 'fw.setup');
+    expect(setup).toMatchObject({
+      kind: 'fw.setup',
+      ports: { tcp4: 12300, tcp6: 0 },
+      rules: [
+        { ip: '0.0.0.0', width: 0, exclude: false },
+        { ip: '198.51.100.1', width: 32, exclude: true },
+        { ip: '127.0.0.1', width: 32, exclude: true },
+      ],
+    });
+  });
+
+  it('does not install rules before ssh is up', () => {
+    const events = [startup[0], startup[1], startup[2]] as Event[];
+    const { commands } = fold(events);
+    expect(commands.flat().some((c) => c.kind === 'fw.setup')).toBe(false);
+  });
+
+  it.each([
+    [{ kind: 'ssh.failed', t: 3, message: 'auth failed' }],
+    [{ kind: 'fw.failed', t: 3, message: 'nft: not found' }],
+    [{ kind: 'listen.failed', t: 3, message: 'cannot listen' }],
+  ] as Event[][])('shuts down with the fatal code on %o', (e) => {
+    const { state, last } = fold([...startup.slice(0, 2), e]);
+    expect(state.phase).toBe('stopping');
+    expect(last.find((c) => c.kind === 'shutdown')).toMatchObject({ code: EXIT_FATAL });
+  });
+});
+
+describe('a relayed connection', () => {
+  it('opens a channel on accept and reads the local socket only once it is open', () => {
+    const { commands } = fold([...startup, accept(1), { kind: 'chan.open', t: 11, id: 1 }]);
+    expect(commands.at(-2)?.[0]).toMatchObject({
+      kind: 'chan.open',
+      id: 1,
+      dst: { ip: '203.0.113.2', port: 80 },
+    });
+    expect(commands.at(-1)).toEqual([{ kind: 'resume', id: 1, side: 'local' }]);
+  });
+
+  it('passes data across, counts it, and applies backpressure to the feeding side', () => {
+    const chunk = Buffer.from('hello');
+    const { commands, state } = fold([
+      ...startup,
+      accept(1),
+      { kind: 'chan.open', t: 11, id: 1 },
+      { kind: 'data', t: 12, id: 1, from: 'local', size: 5, chunk },
+      { kind: 'full', t: 13, id: 1, side: 'remote' },
+      { kind: 'drain', t: 14, id: 1, side: 'remote' },
+      { kind: 'data', t: 15, id: 1, from: 'remote', size: 3, chunk: Buffer.from('abc') },
+    ]);
+    expect(commands.at(-4)).toEqual([{ kind: 'write', id: 1, side: 'remote', chunk }]);
+    expect(commands.at(-3)).toEqual([{ kind: 'pause', id: 1, side: 'local' }]);
+    expect(commands.at(-2)).toEqual([{ kind: 'resume', id: 1, side: 'local' }]);
+    expect(commands.at(-1)?.[0]).toMatchObject({ kind: 'write', side: 'local' });
+    expect(state.totals).toMatchObject({ bytesUp: 5, bytesDown: 3 });
+  });
+
+  it('half-closes: EOF from one side ends the other and keeps the connection', () => {
+    const { commands, state } = fold([
+      ...startup,
+      accept(1),
+      { kind: 'chan.open', t: 11, id: 1 },
+      { kind: 'eof', t: 12, id: 1, from: 'local' },
+      { kind: 'data', t: 13, id: 1, from: 'remote', size: 3, chunk: Buffer.from('abc') },
+    ]);
+    expect(commands.at(-2)).toEqual([{ kind: 'end', id: 1, side: 'remote' }]);
+    expect(commands.at(-1)?.[0]).toMatchObject({ kind: 'write', side: 'local' });
+    expect(state.conns.size).toBe(1);
+  });
+
+  it('forgets the connection when both sides are closed; a clean close flushes the other side', () => {
+    const { commands, state } = fold([
+      ...startup,
+      accept(1),
+      { kind: 'chan.open', t: 11, id: 1 },
+      { kind: 'closed', t: 12, id: 1, side: 'remote', error: null },
+      { kind: 'closed', t: 13, id: 1, side: 'local', error: null },
+    ]);
+    expect(commands.at(-2)).toEqual([{ kind: 'close', id: 1, side: 'local', abort: false }]);
+    expect(state.conns.size).toBe(0);
+    expect(state.totals.finished).toBe(1);
+  });
+
+  it('aborts the local socket promptly when the destination refuses', () => {
+    const { last, state } = fold([
+      ...startup,
+      accept(1),
+      { kind: 'chan.failed', t: 11, id: 1, reason: 'connect failed' },
+    ]);
+    expect(last[0]).toEqual({ kind: 'close', id: 1, side: 'local', abort: true });
+    expect(state.totals.failed).toBe(1);
+    expect(state.conns.size).toBe(0);
+  });
+
+  it('refuses a connection to its own listener (the loop guard)', () => {
+    const { last, state } = fold([...startup, { ...accept(1), dstIsSelf: true } as Event]);
+    expect(last[0]).toEqual({ kind: 'close', id: 1, side: 'local', abort: true });
+    expect(state.totals.refused).toBe(1);
+  });
+
+  it('closes a channel that opens after its local socket is gone', () => {
+    const { last } = fold([
+      ...startup,
+      accept(1),
+      { kind: 'closed', t: 11, id: 1, side: 'local', error: 'ECONNRESET' },
+      { kind: 'chan.open', t: 12, id: 1 },
+    ]);
+    expect(last).toEqual([{ kind: 'close', id: 1, side: 'remote', abort: true }]);
+  });
+});
+
+describe('shutdown', () => {
+  it('exits 0 on a signal and fatally when ssh drops', () => {
+    expect(fold([...startup, { kind: 'signal', t: 9, name: 'SIGTERM' }]).state.exit).toMatchObject({
+      code: 0,
+    });
+    expect(fold([...startup, { kind: 'ssh.down', t: 9, reason: 'EOF' }]).state.exit).toMatchObject({
+      code: EXIT_FATAL,
+    });
+  });
+
+  it('shuts down only once', () => {
+    const { last } = fold([
+      ...startup,
+      { kind: 'signal', t: 9, name: 'SIGTERM' },
+      { kind: 'signal', t: 10, name: 'SIGINT' },
+    ]);
+    expect(last).toEqual([]);
+  });
+});
