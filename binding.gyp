@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "sshuttle_native",
+      "sources": ["src/effects/native/sshuttle_native.c"],
+      "cflags": ["-std=c11", "-Wall", "-Wextra", "-O2"],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"]
+    }
+  ]
+}

@@ -1,0 +1,117 @@
+/**
+ * Where a captured TCP connection was really going.
+ *
+ * The nft and nat methods REDIRECT connections to our listener; the kernel
+ * keeps the original destination in conntrack, readable only with
+ * getsockopt(SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST). Node has no getsockopt,
+ * so a small N-API addon (src/effects/native, built by `npm install`) does it.
+ * A connection that was not redirected (conntrack has no NAT entry, or
+ * conntrack is not loaded) falls back to the socket's own local address, as
+ * sshuttle does; that is also the answer for tproxy.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import { isIPv4 } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Either, isLeft, left, right } from 'fp-ts/lib/Either.js';
+import type { Family } from '../domain/subnet.js';
+
+/** The addon's raw interface; every function throws an Error with an errno `code`. */
+export interface NativeAddon {
+  readonly originalDst: (fd: number, family: Family) => { ip: string; port: number };
+  readonly setTransparent: (fd: number, family: Family) => void;
+  readonly getTransparent: (fd: number, family: Family) => boolean;
+}
+
+export interface OriginalDestination {
+  readonly ip: string;
+  readonly port: number;
+  readonly family: Family;
+}
+
+const ADDON_PATH = 'build/Release/sshuttle_native.node';
+const NOT_BUILT = 'native addon not built: run npm install; needs python3, make, g++';
+
+// The package root is the nearest directory up with a package.json: this file
+// runs as dist/effects/original-dst.js, as src/effects/original-dst.ts under
+// vitest, and bundled elsewhere inside the package (test fixtures).
+const packageRoot = (): string | undefined => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) return undefined;
+    dir = up;
+  }
+};
+
+let loaded: Either<string, NativeAddon> | undefined;
+
+/** Loads the addon once; Left with a message saying how to get it. */
+export const nativeAddon = (): Either<string, NativeAddon> => {
+  if (loaded !== undefined) return loaded;
+  const root = packageRoot();
+  const file = root === undefined ? undefined : join(root, ADDON_PATH);
+  if (file === undefined || !existsSync(file)) {
+    loaded = left(`${NOT_BUILT} (looked for ${file ?? ADDON_PATH})`);
+    return loaded;
+  }
+  try {
+    loaded = right(createRequire(import.meta.url)(file) as NativeAddon);
+  } catch (e) {
+    loaded = left(`${NOT_BUILT} (loading ${file} failed: ${(e as Error).message})`);
+  }
+  return loaded;
+};
+
+/** Right when the addon is built and loads. */
+export const nativeAddonStatus = (): Either<string, void> => {
+  const addon = nativeAddon();
+  return isLeft(addon) ? addon : right(undefined);
+};
+
+const MAPPED_V4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
+
+/** The family of the connection, and the local address in that family's spelling. */
+const localEndpoint = (
+  socket: Socket,
+): { readonly ip: string; readonly port: number; readonly family: Family } | undefined => {
+  const ip = socket.localAddress;
+  const port = socket.localPort;
+  if (ip === undefined || port === undefined) return undefined;
+  // An IPv4 connection accepted on a dual-stack (::) listener shows up as
+  // ::ffff:a.b.c.d; conntrack holds it as IPv4, so ask as IPv4.
+  const mapped = MAPPED_V4.exec(ip)?.[1];
+  if (mapped !== undefined) return { ip: mapped, port, family: 4 };
+  return { ip, port, family: isIPv4(ip) ? 4 : 6 };
+};
+
+/** The file descriptor behind a net.Socket (Linux: libuv exposes it on the handle). */
+const socketFd = (socket: Socket): number | undefined => {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+};
+
+/**
+ * The original destination of an accepted socket. Not redirected (ENOENT:
+ * no NAT entry; ENOPROTOOPT: conntrack absent) means the local address.
+ */
+export const originalDestination = (socket: Socket): Either<string, OriginalDestination> => {
+  const local = localEndpoint(socket);
+  if (local === undefined) return left('socket has no local address (closed?)');
+  const addon = nativeAddon();
+  if (isLeft(addon)) return addon;
+  const fd = socketFd(socket);
+  if (fd === undefined) return left('socket has no file descriptor (closed, or not Linux)');
+  try {
+    const dst = addon.right.originalDst(fd, local.family);
+    const mapped = MAPPED_V4.exec(dst.ip)?.[1];
+    return right({ ip: mapped ?? dst.ip, port: dst.port, family: local.family });
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ENOENT' || code === 'ENOPROTOOPT') return right(local);
+    return left(`original destination: ${(e as Error).message}`);
+  }
+};
