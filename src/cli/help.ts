@@ -1,0 +1,44 @@
+/**
+ * The `--help` text, rendered from the option table so every option appears.
+ */
+import { OPTION_GROUPS, OPTIONS, type OptionDef } from './options-table.js';
+
+const USAGE = [
+  'Usage: sshuttle-ts [options] -r [USER[:PASSWORD]@]HOST[:PORT] <subnets...>',
+  '       sshuttle-ts replay FILE [-v]',
+  '',
+  'Capture TCP connections to the given subnets and carry them over ssh',
+  '("poor man\'s VPN"). Options may also come from SSHUTTLE_ARGS (read first,',
+  'so the command line wins) and from @FILE arguments (one argument per line).',
+  '',
+  'Subnets: IP[/WIDTH][:PORT[-PORT]], e.g. 10.0.0.0/8, 0/0 (everything),',
+  '  1.2.3.4:80, 1.2.3.0/24:8000-9000, ::/0, [2001:db8::/64]:443, example.com/24.',
+];
+
+/** Column where descriptions start; longer option names push it to the next line. */
+const DESCRIPTION_COLUMN = 34;
+
+const optionNames = (o: OptionDef): string => {
+  const long = o.metavar === null ? `--${o.long}` : `--${o.long} ${o.metavar}`;
+  return o.short === undefined ? `    ${long}` : `-${o.short}, ${long}`;
+};
+
+const optionLines = (o: OptionDef): string[] => {
+  const names = `  ${optionNames(o)}`;
+  const description = o.default === undefined ? o.help : `${o.help} [default: ${o.default}]`;
+  return names.length + 2 <= DESCRIPTION_COLUMN
+    ? [`${names.padEnd(DESCRIPTION_COLUMN)}${description}`]
+    : [names, `${' '.repeat(DESCRIPTION_COLUMN)}${description}`];
+};
+
+/** The full help text, ending with a newline. */
+export const helpText = (): string => {
+  const lines = [...USAGE];
+  for (const group of OPTION_GROUPS) {
+    lines.push('', `${group}:`);
+    for (const o of OPTIONS as readonly OptionDef[]) {
+      if (o.group === group) lines.push(...optionLines(o));
+    }
+  }
+  return `${lines.join('\n')}\n`;
+};
