@@ -1,0 +1,70 @@
+import * as E from 'fp-ts/lib/Either.js';
+import { describe, expect, it } from 'vitest';
+import { notImplementedYet } from '../../src/cli/feature-gate.js';
+import { parseCommandLine } from '../../src/cli/options.js';
+
+const gate = (...args: string[]): string | null => {
+  const r = parseCommandLine(['-r', 'h', '10.0.0.0/8', ...args], { HOME: '/h' }, () =>
+    E.left('no files in this test'),
+  );
+  if (E.isLeft(r) || r.right.kind !== 'run')
+    throw new Error(`bad test command line ${args.join(' ')}`);
+  return notImplementedYet(r.right.config);
+};
+
+describe('notImplementedYet', () => {
+  it.each<[string[], string]>([
+    [['-H'], '--auto-hosts'],
+    [['-N'], '--auto-nets'],
+    [['--dns'], '--dns'],
+    [['--ns-hosts', '1.1.1.1'], '--ns-hosts'],
+    [['--to-ns', '1.1.1.1'], '--to-ns'],
+    [['--seed-hosts', 'a'], '--seed-hosts'],
+    [['--method', 'tproxy'], '--method tproxy'],
+    [['--method', 'pf'], '--method pf'],
+    [['--method', 'ipfw'], '--method ipfw'],
+    [['-D'], '--daemon'],
+    [['--syslog'], '--syslog'],
+    [['--user', 'u'], '--user'],
+    [['--group', 'g'], '--group'],
+    [['--namespace', 'ns1'], '--namespace'],
+    [['--namespace-pid', '1'], '--namespace-pid'],
+    [['--sudoers-no-modify'], '--sudoers-no-modify'],
+    [['--sudoers-user', 'u'], '--sudoers-user'],
+    [['--transport', 'helper'], '--transport helper'],
+    [['-e', 'ssh -v'], '--ssh-cmd'],
+    [['--helper-cmd', 'x'], '--helper-cmd'],
+    [['--remote-shell', 'cmd'], '--remote-shell'],
+    [['--python', 'python3'], '--python'],
+    [['--no-latency-control'], '--no-latency-control'],
+    [['--latency-buffer-size', '1000'], '--latency-buffer-size'],
+    [['--wrap', '10'], '--wrap'],
+    [['-l', '0.0.0.0:0'], '--listen on a non-loopback address (router mode)'],
+    [['-l', '[::]:0'], '--listen on a non-loopback address (router mode)'],
+  ])('%j is refused as %s', (args, option) => {
+    expect(gate(...args)).toBe(`${option} is not implemented yet`);
+  });
+
+  it.each<string[]>([
+    [],
+    ['--method', 'nft'],
+    ['--method', 'nat'],
+    ['--method', 'auto'],
+    ['--disable-ipv6'],
+    ['-l', '127.0.0.1:0,[::1]:0'],
+    ['-l', '127.0.0.2:1234'],
+    ['-l', '1234'],
+    ['--latency-buffer-size', '32768'],
+    ['--wrap', '65535'],
+    ['--transport', 'direct'],
+    ['-vvv', '-x', '10.1.0.0/16'],
+    ['--record', 'r', '--record-payload', '--no-reconnect'],
+    ['--no-sudo-pythonpath', '--no-cmd-delimiter', '-t', '2', '--pidfile', 'p'],
+  ])('%j is allowed', (...args) => {
+    expect(gate(...args)).toBeNull();
+  });
+
+  it('-D reports --daemon, not the --syslog it implies', () => {
+    expect(gate('-D')).toBe('--daemon is not implemented yet');
+  });
+});
