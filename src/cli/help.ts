@@ -17,6 +17,22 @@ const USAGE = [
 
 /** Column where descriptions start; longer option names push it to the next line. */
 const DESCRIPTION_COLUMN = 34;
+const LINE_WIDTH = 80;
+
+/** Greedy wrap of words to `width` columns (an over-long word keeps its own line). */
+const wrap = (words: readonly string[], width: number): string[] => {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of words) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  return [...lines, line];
+};
 
 const optionNames = (o: OptionDef): string => {
   const long = o.metavar === null ? `--${o.long}` : `--${o.long} ${o.metavar}`;
@@ -25,10 +41,17 @@ const optionNames = (o: OptionDef): string => {
 
 const optionLines = (o: OptionDef): string[] => {
   const names = `  ${optionNames(o)}`;
-  const description = o.default === undefined ? o.help : `${o.help} [default: ${o.default}]`;
-  return names.length + 2 <= DESCRIPTION_COLUMN
-    ? [`${names.padEnd(DESCRIPTION_COLUMN)}${description}`]
-    : [names, `${' '.repeat(DESCRIPTION_COLUMN)}${description}`];
+  // The default stays in one piece so it can be found on one line.
+  const words = [
+    ...o.help.split(' '),
+    ...(o.default === undefined ? [] : [`[default: ${o.default}]`]),
+  ];
+  const indent = ' '.repeat(DESCRIPTION_COLUMN);
+  const body = wrap(words, LINE_WIDTH - DESCRIPTION_COLUMN).map((l) => `${indent}${l}`);
+  const [first, ...rest] = body;
+  return names.length + 2 <= DESCRIPTION_COLUMN && first !== undefined
+    ? [`${names.padEnd(DESCRIPTION_COLUMN)}${first.trimStart()}`, ...rest]
+    : [names, ...body];
 };
 
 /** The full help text, ending with a newline. */

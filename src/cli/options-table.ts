@@ -173,7 +173,7 @@ export const OPTIONS = [
     metavar: 'TYPE',
     group: 'Capture method and listener',
     help: 'firewall method: auto, nft, nat, tproxy, pf, ipfw',
-    default: 'auto (nat, nft, pf, ipfw in that order)',
+    default: 'auto: nat, nft, pf, then ipfw',
   },
   {
     long: 'listen',
@@ -181,7 +181,7 @@ export const OPTIONS = [
     metavar: '[IP:]PORT[,...]',
     group: 'Capture method and listener',
     help: 'redirector address(es), one IPv4 and one IPv6 ([::1]:0); port 0 = search',
-    default: '127.0.0.1 and ::1, ports from 12300 down',
+    default: '127.0.0.1 and ::1, ports 12300 down',
   },
   {
     long: 'tmark',
