@@ -1,0 +1,211 @@
+/**
+ * The client's handle on the privileged firewall helper: starts
+ * `<prefix...> <command...> --firewall --method M [-v...]` in its own session
+ * (so a terminal Ctrl-C reaches the client, not the helper), waits for
+ * `READY`, sends the request and waits for `STARTED`. Closing our end of its
+ * stdin is the signal to restore everything; the helper also sees that EOF
+ * when this process dies, however it dies.
+ */
+import { spawn } from 'node:child_process';
+import * as E from 'fp-ts/lib/Either.js';
+import type { Method } from '../../domain/config.js';
+import type { FirewallRequest } from '../../domain/firewall-plan.js';
+import {
+  type AnnouncedMethod,
+  decodeHelperLine,
+  encodeHost,
+  encodeRequest,
+  type HostEntry,
+  MAX_LINE_LENGTH,
+} from '../../domain/firewall-protocol.js';
+import { makeLineSplitter } from './line-splitter.js';
+
+// ---------------------------------------------------------------------------
+// model
+// ---------------------------------------------------------------------------
+
+export interface StartFirewallOptions {
+  readonly method: Method;
+  readonly verbose: number;
+  /** argv that starts the helper, e.g. `[process.execPath, '/path/to/bin/sshuttle-ts']`. */
+  readonly command: readonly string[];
+  /** Words run in front of `command`: later `sudo ...`; in tests `ip netns exec NS`. */
+  readonly prefix?: readonly string[];
+  /** How long to wait for READY (a sudo password prompt counts). Default 60 s. */
+  readonly readyTimeoutMs?: number;
+  /** How long to wait for STARTED after the request. Default 60 s. */
+  readonly setupTimeoutMs?: number;
+  /** Receives the helper's stderr (its `fw: ` log). Default: this process's stderr. */
+  readonly onStderr?: (text: string) => void;
+}
+
+export interface FirewallHandle {
+  /** The method the helper announced in READY. */
+  readonly method: AnnouncedMethod;
+  /** Process id of the spawned command (the prefix's process when there is one). */
+  readonly pid: number;
+  /** Send the request; resolves once the rules are in (STARTED). */
+  readonly setup: (req: FirewallRequest) => Promise<E.Either<string, void>>;
+  /** Send a HOST line (the helper currently only logs it). */
+  readonly addHost: (host: HostEntry) => void;
+  /** End the helper's stdin (it restores and exits); resolves when it has exited. */
+  readonly close: () => Promise<void>;
+  /** The helper's exit code (null: killed by a signal or never started). */
+  readonly exited: Promise<number | null>;
+}
+
+/** sshuttle's client skips this many junk lines (e.g. from sudo) before READY. */
+const MAX_JUNK_LINES = 100;
+const STDERR_TAIL = 2048;
+
+/** The argv the helper is started with. */
+export const helperArgv = (opts: StartFirewallOptions): string[] => [
+  ...(opts.prefix ?? []),
+  ...opts.command,
+  '--firewall',
+  '--method',
+  opts.method,
+  ...Array.from({ length: Math.max(0, opts.verbose) }, () => '-v'),
+];
+
+// ---------------------------------------------------------------------------
+// driver
+// ---------------------------------------------------------------------------
+
+type Next = E.Either<string, string>;
+
+export const startFirewall = async (
+  opts: StartFirewallOptions,
+): Promise<E.Either<string, FirewallHandle>> => {
+  const argv = helperArgv(opts);
+  const [cmd, ...args] = argv;
+  if (cmd === undefined) return E.left('no firewall helper command given');
+  const onStderr = opts.onStderr ?? ((text: string) => void process.stderr.write(text));
+
+  const child = spawn(cmd, args, { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderrTail = '';
+  let exitNote: string | null = null;
+  const lines: string[] = [];
+  let waiter: ((n: Next) => void) | null = null;
+  const splitter = makeLineSplitter(MAX_LINE_LENGTH);
+
+  const why = (what: string): string =>
+    stderrTail.trim() === ''
+      ? `firewall helper ${what}`
+      : `firewall helper ${what}; its last words: ${stderrTail.trim()}`;
+
+  const wake = (): void => {
+    if (waiter === null) return;
+    const w = waiter;
+    const line = lines.shift();
+    if (line !== undefined) {
+      waiter = null;
+      w(E.right(line));
+    } else if (exitNote !== null) {
+      waiter = null;
+      w(E.left(why(exitNote)));
+    }
+  };
+
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('error', (e) => {
+      // Spawn failure: no 'close' follows on every Node version.
+      if (child.pid === undefined) {
+        exitNote = `could not be started (${e.message})`;
+        wake();
+        resolve(null);
+      }
+    });
+    child.on('close', (code, signal) => {
+      exitNote ??= `exited (${code !== null ? `code ${code}` : `signal ${String(signal)}`})`;
+      wake();
+      resolve(code);
+    });
+  });
+
+  child.stdin.on('error', () => {
+    // EPIPE when the helper is gone; `exited` reports that.
+  });
+  child.stdout.on('data', (b: Buffer) => {
+    lines.push(...splitter.push(b));
+    if (splitter.overflowed() && exitNote === null) {
+      exitNote = 'sent an overlong line';
+      child.stdin.end();
+    }
+    wake();
+  });
+  child.stderr.on('data', (b: Buffer) => {
+    const text = b.toString('utf8');
+    stderrTail = (stderrTail + text).slice(-STDERR_TAIL);
+    onStderr(text);
+  });
+
+  /** The next stdout line, or Left on exit / timeout. */
+  const nextLine = (timeoutMs: number, what: string): Promise<Next> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        waiter = null;
+        resolve(E.left(why(`did not answer within ${timeoutMs} ms (waiting for ${what})`)));
+      }, timeoutMs);
+      waiter = (n) => {
+        clearTimeout(timer);
+        resolve(n);
+      };
+      wake();
+    });
+
+  /** Give up on the helper: end its stdin (it restores) and ask it to stop. */
+  const abandon = async (): Promise<void> => {
+    child.stdin.end();
+    if (exitNote === null) child.kill('SIGTERM');
+    await exited;
+  };
+
+  // READY, after at most MAX_JUNK_LINES other lines (sudo may print some).
+  const readyTimeout = opts.readyTimeoutMs ?? 60_000;
+  let method: AnnouncedMethod | null = null;
+  for (let i = 0; i <= MAX_JUNK_LINES && method === null; i++) {
+    const line = await nextLine(readyTimeout, 'READY');
+    if (E.isLeft(line)) {
+      await abandon();
+      return line;
+    }
+    const msg = decodeHelperLine(line.right);
+    if (E.isRight(msg) && msg.right.kind === 'ready') method = msg.right.method;
+  }
+  if (method === null) {
+    await abandon();
+    return E.left(why(`sent ${MAX_JUNK_LINES} lines but no READY`));
+  }
+
+  let closed = false;
+  let setupSent = false;
+  const send = (text: string): void => {
+    if (!closed && !child.stdin.destroyed) child.stdin.write(text);
+  };
+
+  const handle: FirewallHandle = {
+    method,
+    pid: child.pid ?? -1,
+    exited,
+    setup: async (req) => {
+      if (setupSent) return E.left('firewall helper: setup() may be called only once');
+      setupSent = true;
+      send(`${encodeRequest(req).join('\n')}\n`);
+      const line = await nextLine(opts.setupTimeoutMs ?? 60_000, 'STARTED');
+      if (E.isLeft(line)) return line;
+      const msg = decodeHelperLine(line.right);
+      if (E.isRight(msg) && msg.right.kind === 'started') return E.right(undefined);
+      return E.left(
+        E.isLeft(msg) ? msg.left : `firewall helper said ${line.right} instead of STARTED`,
+      );
+    },
+    addHost: (host) => send(`${encodeHost(host)}\n`),
+    close: async () => {
+      closed = true;
+      child.stdin.end();
+      await exited;
+    },
+  };
+  return E.right(handle);
+};

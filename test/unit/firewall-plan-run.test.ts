@@ -1,0 +1,175 @@
+/**
+ * The step runner and method selection, with harmless commands (true, false,
+ * printf) only: no root, no firewall touched.
+ */
+import { isLeft, isRight } from 'fp-ts/lib/Either.js';
+import { describe, expect, it } from 'vitest';
+import type { Step } from '../../src/domain/firewall-plan.js';
+import { helperArgv } from '../../src/effects/firewall/firewall-client.js';
+import { firewallEnv, runCommand, runSteps } from '../../src/effects/firewall/run-steps.js';
+import { selectMethod } from '../../src/effects/firewall/select-method.js';
+
+const env = firewallEnv({ PATH: '/usr/local/bin:/usr/bin', HOME: '/root', SECRET: 'x' });
+
+const collect = () => {
+  const lines: string[] = [];
+  return { lines, log: (level: number, m: string) => lines.push(`${level} ${m}`) };
+};
+
+/** `printf TEXT` prints TEXT, so a probe can be given its "listing". */
+const listing = (text: string) => ['printf', '%s', text];
+
+describe('firewallEnv', () => {
+  it('passes only PATH (extended with the sbin dirs) and LC_ALL=C', () => {
+    expect(env).toEqual({
+      PATH: '/usr/local/bin:/usr/bin:/sbin:/usr/sbin:/bin',
+      LC_ALL: 'C',
+    });
+    expect(firewallEnv({}).PATH).toBe('/sbin:/usr/sbin:/bin:/usr/bin');
+  });
+});
+
+describe('runCommand', () => {
+  it('never uses a shell', async () => {
+    const r = await runCommand(['printf', '%s', '$(echo hi); echo no'], env);
+    expect(r).toMatchObject({ code: 0, stdout: '$(echo hi); echo no', spawnError: null });
+  });
+  it('reports a missing program instead of throwing', async () => {
+    const r = await runCommand(['sshuttle-ts-no-such-program'], env);
+    expect(r.spawnError).toMatch(/ENOENT/);
+  });
+});
+
+describe('runSteps', () => {
+  it('stops at the first failing fatal step', async () => {
+    const { lines, log } = collect();
+    const steps: Step[] = [
+      { argv: ['true'], fatal: true },
+      { argv: ['false'], fatal: true },
+      { argv: ['printf', 'never'], fatal: true },
+    ];
+    const r = await runSteps(steps, { env, log });
+    expect(r).toEqual({ _tag: 'Left', left: 'false returned 1' });
+    expect(lines.filter((l) => l.startsWith('1 >>'))).toEqual(['1 >> true', '1 >> false']);
+  });
+
+  it('logs and skips a failing non-fatal step', async () => {
+    const { lines, log } = collect();
+    const r = await runSteps(
+      [
+        { argv: ['false'], fatal: false },
+        { argv: ['true'], fatal: true },
+      ],
+      { env, log },
+    );
+    expect(isRight(r)).toBe(true);
+    expect(lines).toContain('0 error (ignored): false returned 1');
+  });
+
+  it('in restore mode runs everything and returns the first error', async () => {
+    const { lines, log } = collect();
+    const r = await runSteps(
+      [
+        { argv: ['false'], fatal: true },
+        { argv: ['sshuttle-ts-no-such-program'], fatal: true },
+        { argv: ['true'], fatal: true },
+      ],
+      { env, log, keepGoing: true },
+    );
+    expect(r).toEqual({ _tag: 'Left', left: 'false returned 1' });
+    expect(lines.filter((l) => l.startsWith('1 >>')).length).toBe(3);
+  });
+
+  it('runs gated steps only when the probe lists the line', async () => {
+    const when = {
+      argv: listing('Chain INPUT (policy ACCEPT)\nChain sshuttle-1025 (2 references)\n'),
+      line: 'Chain sshuttle-1025 ',
+      match: 'prefix',
+    } as const;
+    const absent = { ...when, line: 'Chain sshuttle-1026 ' };
+    const exact = { ...when, line: 'Chain sshuttle-1025', match: 'exact' } as const;
+    const { lines, log } = collect();
+    const r = await runSteps(
+      [
+        { argv: ['printf', 'present'], fatal: true, when },
+        { argv: ['false'], fatal: true, when: absent },
+        { argv: ['false'], fatal: true, when: exact },
+      ],
+      { env, log },
+    );
+    expect(isRight(r)).toBe(true);
+    expect(lines.filter((l) => l.startsWith('1 >>'))).toEqual(['1 >> printf present']);
+  });
+
+  it('treats a failing probe as the step failing', async () => {
+    const when = { argv: ['false'], line: 'x', match: 'prefix' } as const;
+    const { log } = collect();
+    expect(isLeft(await runSteps([{ argv: ['true'], fatal: true, when }], { env, log }))).toBe(
+      true,
+    );
+    expect(isRight(await runSteps([{ argv: ['true'], fatal: false, when }], { env, log }))).toBe(
+      true,
+    );
+  });
+
+  it('stops between steps when asked', async () => {
+    const { log } = collect();
+    let n = 0;
+    const r = await runSteps(
+      [
+        { argv: ['true'], fatal: true },
+        { argv: ['true'], fatal: true },
+      ],
+      { env, log, shouldStop: () => n++ > 0 },
+    );
+    expect(r).toEqual({ _tag: 'Left', left: 'stopped' });
+  });
+});
+
+describe('selectMethod', () => {
+  const empty = { PATH: '/nonexistent-sshuttle-ts', LC_ALL: 'C' } as const;
+  it('explains when no method is usable', async () => {
+    const r = await selectMethod('auto', empty);
+    expect(r._tag).toBe('Left');
+    if (isLeft(r)) expect(r.left).toMatch(/no usable firewall method.*nft.*iptables/);
+    expect(isLeft(await selectMethod('nft', empty))).toBe(true);
+  });
+  it('refuses methods this helper does not implement', async () => {
+    const r = await selectMethod('tproxy', env);
+    expect(r).toEqual({
+      _tag: 'Left',
+      left: 'the tproxy method is not supported by this firewall helper (yet)',
+    });
+  });
+});
+
+describe('helperArgv', () => {
+  it('is prefix, command, --firewall, --method, one -v per level', () => {
+    expect(
+      helperArgv({
+        method: 'nft',
+        verbose: 2,
+        command: ['/usr/bin/node', 'bin/sshuttle-ts'],
+        prefix: ['ip', 'netns', 'exec', 'ns1'],
+      }),
+    ).toEqual([
+      'ip',
+      'netns',
+      'exec',
+      'ns1',
+      '/usr/bin/node',
+      'bin/sshuttle-ts',
+      '--firewall',
+      '--method',
+      'nft',
+      '-v',
+      '-v',
+    ]);
+    expect(helperArgv({ method: 'auto', verbose: 0, command: ['x'] })).toEqual([
+      'x',
+      '--firewall',
+      '--method',
+      'auto',
+    ]);
+  });
+});
