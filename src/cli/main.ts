@@ -1,0 +1,85 @@
+/**
+ * The program's edge: reads the environment and files, parses the command
+ * line, refuses features that have not landed, and dispatches. Usage errors
+ * are one stderr line and exit code 2; a bug is one line and exit code 1
+ * (with the stack only at -vvv or with SSHUTTLE_DEBUG set).
+ */
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import * as E from 'fp-ts/lib/Either.js';
+import { notImplementedYet } from './feature-gate.js';
+import { type Command, parseCommandLine, type ReadFile } from './options.js';
+
+const PROGRAM = 'sshuttle-ts';
+const USAGE_EXIT = 2;
+const BUG_EXIT = 1;
+
+const REASONS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'a path component is not a directory',
+};
+
+const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, ' ').trim();
+
+const readTextFile: ReadFile = (path) => {
+  try {
+    return E.right(readFileSync(path, 'utf8'));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return E.left((code !== undefined && REASONS[code]) || oneLine(String(err)));
+  }
+};
+
+const fail = (message: string, exitCode: number): void => {
+  process.stderr.write(`${PROGRAM}: ${oneLine(message)}\n`);
+  process.exitCode = exitCode;
+};
+
+const dispatch = async (command: Command): Promise<number> => {
+  switch (command.kind) {
+    case 'help':
+      process.stdout.write(command.text);
+      return 0;
+    case 'version':
+      process.stdout.write(`${(await import('./version.js')).versionLine()}\n`);
+      return 0;
+    case 'replay':
+      return (await import('./replay.js')).runReplay(command.file, { verbose: command.verbose });
+    case 'firewall':
+      return (await import('./firewall-main.js')).runFirewall(command.argv);
+    case 'run': {
+      const refusal = notImplementedYet(command.config);
+      if (refusal !== null) {
+        fail(refusal, USAGE_EXIT);
+        return USAGE_EXIT;
+      }
+      return (await import('./client.js')).runClient(command.config);
+    }
+  }
+};
+
+export const main = async (argv: string[]): Promise<void> => {
+  let showStack = Boolean(process.env.SSHUTTLE_DEBUG);
+  try {
+    const parsed = parseCommandLine(
+      argv,
+      { SSHUTTLE_ARGS: process.env.SSHUTTLE_ARGS, HOME: process.env.HOME ?? homedir() },
+      readTextFile,
+    );
+    if (E.isLeft(parsed)) {
+      fail(parsed.left.message, USAGE_EXIT);
+      return;
+    }
+    const command = parsed.right;
+    if (command.kind === 'run' && command.config.verbose >= 3) showStack = true;
+    process.exitCode = await dispatch(command);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    fail(`internal error: ${message}`, BUG_EXIT);
+    if (showStack && err instanceof Error && err.stack !== undefined) {
+      process.stderr.write(`${err.stack}\n`);
+    }
+  }
+};
