@@ -11,7 +11,7 @@ export const levelFor = (verbose: number): pino.Level =>
 
 export const makeLogger = (verbose: number, opts: { readonly name?: string } = {}): Logger => {
   const level = levelFor(verbose);
-  const base = { name: opts.name ?? 'sshuttle-ts', level, base: undefined };
+  const base = { name: opts.name ?? 'sshuttle-ts', level, base: null };
   if (process.stderr.isTTY) {
     return pino(
       base,
