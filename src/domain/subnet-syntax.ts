@@ -9,7 +9,7 @@
  * Pure: no name resolution happens here.
  */
 import * as E from 'fp-ts/lib/Either.js';
-import * as ipaddr from 'ipaddr.js';
+import ipaddr from 'ipaddr.js';
 import type { SubnetSpec } from './config.js';
 import { type Family, maxWidth, networkAddress, type SubnetRule } from './subnet.js';
 

@@ -5,7 +5,7 @@
  * Pure: no name resolution here. A hostname in a subnet spec is resolved by a
  * driver and turned into rules with {@link rulesFromAddresses}.
  */
-import * as ipaddr from 'ipaddr.js';
+import ipaddr from 'ipaddr.js';
 
 // ---------------------------------------------------------------------------
 // model
