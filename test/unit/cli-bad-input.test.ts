@@ -17,8 +17,13 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.js';
 import { OPTIONS } from '../../src/cli/options-table.js';
+
+// In-process runs of main() below must never reach a real client.
+const runClient = vi.hoisted(() => vi.fn(async (_config: unknown): Promise<number> => 0));
+vi.mock('../../src/cli/client.js', () => ({ runClient }));
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/sshuttle-ts');
@@ -245,5 +250,70 @@ describe('well-formed informational commands through the built CLI', () => {
     const r = await run(['-V']);
     expect(r.status).toBe(0);
     expect(r.stdout).toBe(`sshuttle-ts ${version}\n`);
+  });
+});
+
+describe('main in-process', () => {
+  const captured = (): { stdout: string[]; stderr: string[] } => {
+    const out = { stdout: [] as string[], stderr: [] as string[] };
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      out.stdout.push(String(chunk));
+      return true;
+    });
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+      out.stderr.push(String(chunk));
+      return true;
+    });
+    return out;
+  };
+
+  afterEach(() => {
+    vi.restoreAllMocks();
+    vi.unstubAllEnvs();
+    runClient.mockReset();
+    process.exitCode = undefined;
+  });
+
+  it('a valid run hands the Config to runClient and exits with its code', async () => {
+    vi.stubEnv('SSHUTTLE_ARGS', '');
+    runClient.mockResolvedValue(7);
+    captured();
+    await main(['-r', 'h', '10.0.0.0/8']);
+    expect(runClient).toHaveBeenCalledTimes(1);
+    expect(runClient.mock.calls[0]?.[0]).toMatchObject({ remote: { host: 'h' } });
+    expect(process.exitCode).toBe(7);
+  });
+
+  it('a usage error or a gated feature never reaches runClient', async () => {
+    const out = captured();
+    await main(['-r', 'h', '10.0.0.0/8', '--dns']);
+    await main(['-r', 'h', '10.0.0.0/33']);
+    expect(runClient).not.toHaveBeenCalled();
+    expect(process.exitCode).toBe(2);
+    expect(out.stderr).toEqual([
+      'sshuttle-ts: --dns is not implemented yet\n',
+      'sshuttle-ts: invalid subnet "10.0.0.0/33": prefix length 33 is out of range for IPv4 (0-32)\n',
+    ]);
+  });
+
+  it('an unexpected exception is one "internal error" line and exit 1, stack only when asked', async () => {
+    vi.stubEnv('SSHUTTLE_DEBUG', '');
+    runClient.mockRejectedValue(new Error('boom'));
+    const quiet = captured();
+    await main(['-r', 'h', '10.0.0.0/8']);
+    expect(process.exitCode).toBe(1);
+    expect(quiet.stderr).toEqual(['sshuttle-ts: internal error: boom\n']);
+
+    vi.restoreAllMocks();
+    const loud = captured();
+    await main(['-vvv', '-r', 'h', '10.0.0.0/8']);
+    expect(loud.stderr[0]).toBe('sshuttle-ts: internal error: boom\n');
+    expect(loud.stderr[1]).toMatch(/^Error: boom\n\s+at /);
+
+    vi.restoreAllMocks();
+    vi.stubEnv('SSHUTTLE_DEBUG', '1');
+    const debug = captured();
+    await main(['-r', 'h', '10.0.0.0/8']);
+    expect(debug.stderr).toHaveLength(2);
   });
 });
