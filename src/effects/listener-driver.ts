@@ -15,6 +15,12 @@ import type { StreamsDriver } from './streams-driver.js';
 /** Upstream's port search range: 12300 downward to 9001. */
 const SEARCH_FROM = 12300;
 const SEARCH_TO = 9001;
+/**
+ * Local socket buffers: big enough that one ssh packet burst (ssh2 sends up
+ * to 32 KiB per packet) does not trip backpressure at once, small enough to
+ * keep memory per connection bounded.
+ */
+const LOCAL_HIGH_WATER = 256 * 1024;
 
 const listenOn = (
   server: net.Server,
@@ -39,8 +45,9 @@ const bind = async (
   let port = candidates?.[0] ?? SEARCH_FROM;
   for (;;) {
     const p = port;
-    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) =>
-      onConnection(s, p),
+    const server = net.createServer(
+      { pauseOnConnect: true, allowHalfOpen: true, highWaterMark: LOCAL_HIGH_WATER },
+      (s) => onConnection(s, p),
     );
     const err = await listenOn(server, addr.ip, port);
     if (err === null) return { server, port };
