@@ -19,7 +19,15 @@ import { createServer, type Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
+import type {
+  AuthenticationType,
+  AuthHandlerMiddleware,
+  KeyboardInteractiveAuthMethod,
+} from 'ssh2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type ResolvedHost, resolveHost, tokenizeSshConfig } from '../../src/domain/ssh-config.js';
+import { makeAuth } from '../../src/effects/ssh/auth.js';
+import { loadSshConfig } from '../../src/effects/ssh/config-file.js';
 import {
   type ConnectOptions,
   connectSsh,
@@ -630,6 +638,7 @@ describe('connectSsh config errors', () => {
 
 // The terminal prompter, on a real pseudo-terminal made by script(1).
 const SCRIPT = '/usr/bin/script';
+if (!existsSync(SCRIPT)) console.log(`skipping tty prompt tests: ${SCRIPT} not found (util-linux)`);
 describe.skipIf(!existsSync(SCRIPT))('ttyPrompter on a pty', () => {
   let dir = '';
   let runner = '';
@@ -706,5 +715,136 @@ describe.skipIf(!existsSync(SCRIPT))('ttyPrompter on a pty', () => {
     expect(Buffer.from(b ?? '', 'hex').toString()).toBe('s3cret');
     expect(out).toContain('yes'); // echoed
     expect(out).not.toContain('s3cret'); // not echoed
+  });
+});
+
+// The auth method order and prompts, driven like ssh2 drives an authHandler.
+describe('auth handler (no server)', () => {
+  const local = { home: '/nonexistent-home', user: 'me', uid: null, hostname: null };
+  const hop = (cfg = ''): ResolvedHost => {
+    const lines = tokenizeSshConfig(cfg, 'cfg');
+    if (E.isLeft(lines)) throw new Error(lines.left);
+    const r = resolveHost(lines.right, { host: 'box', user: null, port: null }, local);
+    if (E.isLeft(r)) throw new Error(r.left);
+    return r.right;
+  };
+  /** One handler round: what it offers next (false = give up). */
+  const step = (h: AuthHandlerMiddleware, left: string[] | null): Promise<unknown> =>
+    new Promise((resolve) => h(left as AuthenticationType[], false, resolve));
+
+  it('none first, then only what the server offers; password prompts with retries', async () => {
+    const asked: string[] = [];
+    const prompt: Prompter = {
+      readLine: async (m, o) => {
+        asked.push(`${m}|${o.secret}`);
+        return `pw${asked.length}`;
+      },
+    };
+    const a = makeAuth({
+      hop: hop('NumberOfPasswordPrompts 2'),
+      password: null,
+      agentSock: '/nonexistent/agent',
+      prompt,
+      log: () => {},
+    });
+    expect(await step(a.handler, null)).toMatchObject({ type: 'none', username: 'me' });
+    // publickey not offered: agent and key files are skipped without a look.
+    expect(await step(a.handler, ['password'])).toMatchObject({
+      type: 'password',
+      password: 'pw1',
+    });
+    expect(await step(a.handler, ['password'])).toMatchObject({
+      type: 'password',
+      password: 'pw2',
+    });
+    expect(await step(a.handler, ['password'])).toBe(false);
+    expect(asked).toEqual([
+      "me@box's password: |true",
+      "Permission denied, please try again.\nme@box's password: |true",
+    ]);
+    expect(a.summary()).toBe('tried password; the server accepts password');
+  });
+
+  it('agent, then identity files, then the command-line password; no prompts without a terminal', async () => {
+    const a = makeAuth({
+      hop: hop('IdentityFile /nonexistent/key'),
+      password: 'given',
+      agentSock: '/run/agent.sock',
+      prompt: null,
+      log: () => {},
+    });
+    const all = ['publickey', 'keyboard-interactive', 'password'];
+    await step(a.handler, null);
+    expect(await step(a.handler, all)).toMatchObject({ type: 'agent', agent: '/run/agent.sock' });
+    // The key file is missing: skipped. keyboard-interactive answers with the given password.
+    const kbd = (await step(a.handler, all)) as KeyboardInteractiveAuthMethod;
+    expect(kbd.type).toBe('keyboard-interactive');
+    const answers = await new Promise<string[]>((resolve) =>
+      kbd.prompt('', '', '', [{ prompt: 'Password: ', echo: false }], resolve),
+    );
+    expect(answers).toEqual(['given']);
+    expect(await step(a.handler, all)).toMatchObject({ type: 'password', password: 'given' });
+    expect(await step(a.handler, all)).toBe(false);
+    expect(a.summary()).toMatch(
+      /^tried agent, keyboard-interactive, password \(from the command line\)/,
+    );
+  });
+
+  it('says when a password is wanted but there is no terminal', async () => {
+    const a = makeAuth({
+      hop: hop(),
+      password: null,
+      agentSock: null,
+      prompt: null,
+      log: () => {},
+    });
+    await step(a.handler, null);
+    expect(await step(a.handler, ['password'])).toBe(false);
+    expect(a.summary()).toBe(
+      'tried nothing that could be tried; the server accepts password; there is no terminal to ask for a password',
+    );
+  });
+
+  it('IdentitiesOnly leaves the agent out; PasswordAuthentication no leaves passwords out', async () => {
+    const a = makeAuth({
+      hop: hop('IdentitiesOnly yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no'),
+      password: 'given',
+      agentSock: '/run/agent.sock',
+      prompt: null,
+      log: () => {},
+    });
+    await step(a.handler, null);
+    expect(await step(a.handler, ['publickey', 'password', 'keyboard-interactive'])).toBe(false);
+  });
+});
+
+describe('loadSshConfig', () => {
+  it('expands Include globs in place, in name order', () => {
+    const d = mkdtempSync(join(tmpdir(), 'sshinc-'));
+    try {
+      mkdirSync(join(d, 'conf.d'));
+      writeFileSync(join(d, 'conf.d', 'b.conf'), 'Host b\n  Port 2\n');
+      writeFileSync(join(d, 'conf.d', 'a.conf'), 'Host a\n  Port 1\n');
+      writeFileSync(join(d, 'conf.d', 'skip.txt'), 'Host z\n');
+      writeFileSync(join(d, 'main'), `User u\nInclude ${d}/conf.d/*.conf\nHost c\n  Port 3\n`);
+      const r = loadSshConfig(join(d, 'main'), '/nonexistent-home');
+      if (E.isLeft(r)) throw new Error(r.left.message);
+      expect(r.right.map((l) => `${l.keyword} ${l.args.join(' ')}`)).toEqual([
+        'user u',
+        'host a',
+        'port 1',
+        'host b',
+        'port 2',
+        'host c',
+        'port 3',
+      ]);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('a missing default ~/.ssh/config is fine', () => {
+    const r = loadSshConfig('/nonexistent-home/.ssh/config', '/nonexistent-home');
+    expect(E.isRight(r)).toBe(true);
   });
 });

@@ -142,7 +142,13 @@ export const makeAuth = (opts: {
     const t = tried.length === 0 ? 'nothing that could be tried' : [...new Set(tried)].join(', ');
     const s =
       serverMethods === null ? '' : `; the server accepts ${serverMethods.join(', ') || 'nothing'}`;
-    return `tried ${t}${s}`;
+    const wantsSecret =
+      serverMethods?.some((m) => m === 'password' || m === 'keyboard-interactive') === true;
+    const hint =
+      wantsSecret && prompt === null && opts.password === null
+        ? '; there is no terminal to ask for a password'
+        : '';
+    return `tried ${t}${s}${hint}`;
   };
 
   return { handler, summary };

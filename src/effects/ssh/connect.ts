@@ -120,12 +120,13 @@ export const connectSsh = async (
     clients.push(client.right);
   }
 
+  // Watch before awaiting anything else, so an early drop is not missed.
+  const lifecycle = watchClose(clients, hops, log);
   const addresses = [...tcp.right.addresses];
   for (const list of await laterAddresses) {
     for (const a of list) if (!addresses.includes(a)) addresses.push(a);
   }
   const target = clients[clients.length - 1]!;
-  const lifecycle = watchClose(clients, hops, log);
   log('info', `ssh: connected to ${label(hops[hops.length - 1]!)}`, {
     address: tcp.right.address,
     hops: hops.length,
