@@ -59,7 +59,7 @@ describe('run(main, drivers)', () => {
           return out;
         },
       },
-      route: (c) => c.to,
+      route: (c) => (c.to === 'echo' ? 'echo' : null),
     });
     source.next({ n: 1, from: 'src' });
     expect(seen).toEqual(['src1', 'echo1', 'echo101']);
