@@ -375,6 +375,15 @@ describe('credit mode', () => {
     expect(dataBytes(next, small)).toBe(100);
   });
 
+  it('holds TCP_DATA while the pipe says it is full, but not control frames', () => {
+    const c = creditClient({ credit: 1 << 20, frame: 65535 });
+    const ch = open(c);
+    c.do({ kind: 'pipeFull' });
+    expect(sent(c.do(data(ch, 1000)))).toEqual([]);
+    expect(kinds(sent(c.recv(CHICKEN)))).toEqual(['PONG chicken']);
+    expect(dataBytes(sent(c.do({ kind: 'pipeWritable' })))).toBe(1000);
+  });
+
   it('a channel out of credit does not hold up another', () => {
     const c = creditClient({ credit: 5000, frame: 5000 }, { pipeCap: 1e9 });
     const stuck = open(c, 1);

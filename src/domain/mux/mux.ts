@@ -150,6 +150,8 @@ export interface MuxState {
   readonly tooFull: boolean;
   /** Bytes written to the pipe and not yet reported flushed. */
   readonly inFlight: number;
+  /** The pipe said it is full (`pipeFull`) and has not said `pipeWritable` since. */
+  readonly pipeBlocked: boolean;
   /** Delivered-but-undrained bytes over all channels. */
   readonly undrained: number;
   readonly pipePaused: boolean;
@@ -177,8 +179,12 @@ export type ControlFrame = FrameOf<
 export type MuxEvent =
   /** Bytes from the peer, as the pipe delivered them. */
   | { readonly kind: 'pipeData'; readonly bytes: Uint8Array }
-  /** The pipe took `bytes` of what we wrote (it is writable again). */
+  /** The pipe took `bytes` of what we wrote (counts against `pipeCap`). */
   | { readonly kind: 'pipeFlushed'; readonly bytes: number }
+  /** The pipe's own buffer is full (a write returned false): hold TCP_DATA. */
+  | { readonly kind: 'pipeFull' }
+  /** The pipe drained after `pipeFull`. */
+  | { readonly kind: 'pipeWritable' }
   /** The peer's stream ended. */
   | { readonly kind: 'pipeEnd' }
   /** Time passes (ms since the session started). */
@@ -272,6 +278,7 @@ export const initMux = (config: MuxConfig, t = 0): MuxStep => {
     fullness: 0,
     tooFull: false,
     inFlight: 0,
+    pipeBlocked: false,
     undrained: 0,
     pipePaused: false,
     t,
@@ -438,7 +445,7 @@ const pump = (ctx: Ctx): void => {
   const r = ring(ctx);
   let head = 0;
   while (head < r.length) {
-    if (s.inFlight >= s.config.pipeCap) break;
+    if (s.inFlight >= s.config.pipeCap || s.pipeBlocked) break;
     if (s.mode === 'stock' && s.config.latencyControl && s.tooFull) break;
     const id = r[head++]!;
     // settle() below may push `id` back onto `r`; it never filters `r` here,
@@ -944,6 +951,10 @@ export const muxReduce = (state: MuxState, e: MuxEvent): MuxStep => {
       break;
     case 'pipeFlushed':
       ctx.s.inFlight = Math.max(0, ctx.s.inFlight - e.bytes);
+      break;
+    case 'pipeFull':
+    case 'pipeWritable':
+      ctx.s.pipeBlocked = e.kind === 'pipeFull';
       break;
     case 'pipeEnd': {
       const error = finish(ctx.s.decoder);

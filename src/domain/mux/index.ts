@@ -1,0 +1,52 @@
+/** The mux wire protocol: frames, the stream decoder, channel ids, and the per-end reducer. */
+export {
+  allocateChannel,
+  type ChannelAllocator,
+  DEFAULT_WRAP,
+  MAX_PROBES,
+  newAllocator,
+} from './channel-allocator.js';
+export {
+  BANNER,
+  bufferedBytes,
+  type DecoderState,
+  type FeedResult,
+  feed,
+  finish,
+  initialDecoder,
+} from './decoder.js';
+export {
+  AF_INET,
+  AF_INET6,
+  type Caps,
+  Cmd,
+  cmdName,
+  decodeFrame,
+  decodePayload,
+  encodeFrame,
+  type Frame,
+  type FrameKind,
+  type FrameOf,
+  HDR_LEN,
+  type HostEntry,
+  MAX_PAYLOAD,
+  type RawFrame,
+  type Route,
+  STOCK_DATA_MAX,
+} from './frame.js';
+export {
+  type ControlFrame,
+  channelCount,
+  type Destination,
+  defaultMuxConfig,
+  type FlowMode,
+  initMux,
+  type MuxChannel,
+  type MuxCommand,
+  type MuxConfig,
+  type MuxEvent,
+  type MuxRole,
+  type MuxState,
+  type MuxStep,
+  muxReduce,
+} from './mux.js';
