@@ -4,6 +4,7 @@ import type { Event } from '../../src/domain/events.js';
 import { decodeRecording, encodeLine, RECORDING_FORMAT } from '../../src/domain/recording.js';
 import { initialSession, reduceSession } from '../../src/domain/session.js';
 import { replayLines } from '../../src/streams/replay.js';
+import { startupEvents } from './fixtures/session-events.js';
 
 const header = (payload: boolean) =>
   JSON.stringify({
@@ -14,20 +15,14 @@ const header = (payload: boolean) =>
     payload,
   });
 
-const startup: Event[] = [
-  {
-    kind: 'start',
-    t: 0,
-    rules: [{ family: 4, ip: '203.0.113.0', width: 24, exclude: false, fport: 0, lport: 0 }],
-    listen: [{ family: 4, ip: '127.0.0.1', port: 0 }],
-    nameservers: [],
-    reconnect: false,
-  },
-  { kind: 'fw.ready', t: 1, method: 'nft' },
-  { kind: 'listen.up', t: 2, family: 4, ip: '127.0.0.1', port: 12300 },
-  { kind: 'ssh.up', t: 3, server: '198.51.100.1', excludes: ['198.51.100.1'] },
-  { kind: 'fw.started', t: 4 },
-];
+const startup = startupEvents({
+  family: 4,
+  ip: '203.0.113.0',
+  width: 24,
+  exclude: false,
+  fport: 0,
+  lport: 0,
+});
 
 const side = fc.constantFrom('local' as const, 'remote' as const);
 /** Connection-level events on a handful of ids, in any order: the reducer must cope. */

@@ -7,6 +7,7 @@ import {
   reduceSession,
   type SessionState,
 } from '../../src/domain/session.js';
+import { startupEvents } from './fixtures/session-events.js';
 
 const fold = (events: readonly Event[], s0: SessionState = initialSession) => {
   let s = s0;
@@ -21,20 +22,14 @@ const fold = (events: readonly Event[], s0: SessionState = initialSession) => {
 
 const kinds = (cmds: readonly Command[]) => cmds.map((c) => c.kind);
 
-const startup: Event[] = [
-  {
-    kind: 'start',
-    t: 0,
-    rules: [{ family: 4, ip: '0.0.0.0', width: 0, exclude: false, fport: 0, lport: 0 }],
-    listen: [{ family: 4, ip: '127.0.0.1', port: 0 }],
-    nameservers: [],
-    reconnect: false,
-  },
-  { kind: 'fw.ready', t: 1, method: 'nft' },
-  { kind: 'listen.up', t: 2, family: 4, ip: '127.0.0.1', port: 12300 },
-  { kind: 'ssh.up', t: 3, server: '198.51.100.1', excludes: ['198.51.100.1'] },
-  { kind: 'fw.started', t: 4 },
-];
+const startup = startupEvents({
+  family: 4,
+  ip: '0.0.0.0',
+  width: 0,
+  exclude: false,
+  fport: 0,
+  lport: 0,
+});
 
 const accept = (id: number, t = 10): Event => ({
   kind: 'conn.accept',
