@@ -38,8 +38,11 @@ const route = (c: Command): DriverName => {
       return 'streams';
     case 'listen':
       return 'listener';
+    case 'dns.reply':
+      return 'listener';
     case 'ssh.connect':
     case 'chan.open':
+    case 'dns.forward':
       return 'transport';
     case 'fw.start':
     case 'fw.setup':
@@ -192,6 +195,7 @@ export const runClient = async (config: Config): Promise<number> => {
     rules,
     listen: listenAddresses(config, rules),
     nameservers: [],
+    dnsListen: [],
     reconnect: !config.noReconnect,
   };
   const session = run<SessionState, Event, Command, DriverName>({

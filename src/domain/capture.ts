@@ -31,10 +31,16 @@ export const captureRules = (
   return [...rules, ...auto];
 };
 
-/** Redirect ports from the bound listeners. */
-export const redirectPorts = (listeners: readonly ListenAddr[]): RedirectPorts => ({
-  tcp4: listeners.find((l) => l.family === 4)?.port ?? 0,
-  tcp6: listeners.find((l) => l.family === 6)?.port ?? 0,
-  dns4: 0,
-  dns6: 0,
+const portOf = (listeners: readonly ListenAddr[], family: 4 | 6): number =>
+  listeners.find((l) => l.family === family)?.port ?? 0;
+
+/** Redirect ports from the bound TCP and DNS listeners. */
+export const redirectPorts = (
+  listeners: readonly ListenAddr[],
+  dnsListeners: readonly ListenAddr[],
+): RedirectPorts => ({
+  tcp4: portOf(listeners, 4),
+  tcp6: portOf(listeners, 6),
+  dns4: portOf(dnsListeners, 4),
+  dns6: portOf(dnsListeners, 6),
 });

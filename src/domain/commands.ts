@@ -25,7 +25,12 @@ export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
 export type Command =
   | { readonly kind: 'fw.start' }
-  | { readonly kind: 'listen'; readonly addrs: readonly ListenAddr[] }
+  | {
+      readonly kind: 'listen';
+      readonly addrs: readonly ListenAddr[];
+      /** UDP addresses for captured DNS requests. */
+      readonly dns: readonly ListenAddr[];
+    }
   | { readonly kind: 'ssh.connect' }
   | {
       readonly kind: 'fw.setup';
@@ -39,6 +44,16 @@ export type Command =
       readonly family: Family;
       readonly src: Endpoint;
       readonly dst: Endpoint;
+    }
+  /** Send a DNS request through the tunnel; the answer comes back as an event. */
+  | { readonly kind: 'dns.forward'; readonly id: number; readonly chunk: Buffer }
+  /** Answer the application that asked, from the DNS listener of `family`. */
+  | {
+      readonly kind: 'dns.reply';
+      readonly id: number;
+      readonly family: Family;
+      readonly dst: Endpoint;
+      readonly chunk: Buffer;
     }
   | { readonly kind: 'write'; readonly id: number; readonly side: Side; readonly chunk: Buffer }
   | { readonly kind: 'pause'; readonly id: number; readonly side: Side }
@@ -59,8 +74,18 @@ export type Command =
 export type CommandKind = Command['kind'];
 
 /**
- * A command as recorded: a write loses its chunk (its size is in the data
- * event that caused it), so recordings without payloads still compare equal.
+ * A command as recorded: commands lose their chunks (sizes are in the events
+ * that caused them), so recordings without payloads still compare equal.
  */
-export const summarizeCommand = (c: Command): Record<string, unknown> =>
-  c.kind === 'write' ? { kind: c.kind, id: c.id, side: c.side } : { ...c };
+export const summarizeCommand = (c: Command): Record<string, unknown> => {
+  switch (c.kind) {
+    case 'write':
+    case 'dns.forward':
+    case 'dns.reply': {
+      const { chunk: _chunk, ...rest } = c;
+      return rest;
+    }
+    default:
+      return { ...c };
+  }
+};

@@ -54,6 +54,8 @@ export const StartC = ev('start', {
   rules: t.array(SubnetRuleC),
   listen: t.array(ListenAddrC),
   nameservers: t.array(t.type({ family: FamilyC, ip: t.string })),
+  /** Where captured DNS requests are received (empty without --dns/--ns-hosts). */
+  dnsListen: t.array(ListenAddrC),
   reconnect: t.boolean,
 });
 export const FirewallReadyC = ev('fw.ready', { method: t.string });
@@ -62,6 +64,24 @@ export const FirewallFailedC = ev('fw.failed', { message: t.string });
 export const FirewallRestoredC = ev('fw.restored', { code: t.union([t.number, t.null]) });
 export const ListenUpC = ev('listen.up', { family: FamilyC, ip: t.string, port: PortC });
 export const ListenFailedC = ev('listen.failed', { message: t.string });
+export const DnsListeningC = ev('dns.listening', { family: FamilyC, ip: t.string, port: PortC });
+/** A captured DNS request; `name` is null when it does not parse as DNS. */
+export const DnsQueryC = ev('dns.query', {
+  id: NonNegInt,
+  family: FamilyC,
+  src: EndpointC,
+  name: t.union([t.string, t.null]),
+  qtype: NonNegInt,
+  size: NonNegInt,
+  chunk: ChunkC,
+});
+export const DnsAnswerC = ev('dns.answer', {
+  id: NonNegInt,
+  rcode: NonNegInt,
+  size: NonNegInt,
+  chunk: ChunkC,
+});
+export const DnsFailedC = ev('dns.failed', { id: NonNegInt, reason: t.string });
 export const SshUpC = ev('ssh.up', { server: t.string, excludes: t.array(t.string) });
 export const SshFailedC = ev('ssh.failed', { message: t.string });
 export const SshDownC = ev('ssh.down', { reason: t.string });
@@ -95,6 +115,10 @@ export const EventC = t.union([
   FirewallRestoredC,
   ListenUpC,
   ListenFailedC,
+  DnsListeningC,
+  DnsQueryC,
+  DnsAnswerC,
+  DnsFailedC,
   SshUpC,
   SshFailedC,
   SshDownC,

@@ -34,6 +34,15 @@ export interface Connection {
   readonly closed: { readonly local: boolean; readonly remote: boolean };
 }
 
+/** A DNS request waiting for its answer. */
+export interface PendingDns {
+  readonly family: Family;
+  readonly src: Endpoint;
+  readonly name: string;
+  readonly qtype: number;
+  readonly t: number;
+}
+
 export interface Totals {
   readonly accepted: number;
   readonly refused: number;
@@ -42,6 +51,9 @@ export interface Totals {
   readonly bytesUp: number;
   readonly bytesDown: number;
   readonly peakOpen: number;
+  readonly dnsQueries: number;
+  readonly dnsAnswered: number;
+  readonly dnsFailed: number;
 }
 
 export interface SessionState {
@@ -52,6 +64,9 @@ export interface SessionState {
   readonly nameservers: readonly { readonly family: Family; readonly ip: string }[];
   readonly method: string | null;
   readonly listeners: readonly ListenAddr[];
+  readonly requestedDns: readonly ListenAddr[];
+  readonly dnsListeners: readonly ListenAddr[];
+  readonly dns: ReadonlyMap<number, PendingDns>;
   readonly server: { readonly address: string; readonly excludes: readonly string[] } | null;
   readonly conns: ReadonlyMap<number, Connection>;
   readonly totals: Totals;
@@ -72,6 +87,9 @@ export const initialSession: SessionState = {
   nameservers: [],
   method: null,
   listeners: [],
+  requestedDns: [],
+  dnsListeners: [],
+  dns: new Map(),
   server: null,
   conns: new Map(),
   totals: {
@@ -82,6 +100,9 @@ export const initialSession: SessionState = {
     bytesUp: 0,
     bytesDown: 0,
     peakOpen: 0,
+    dnsQueries: 0,
+    dnsAnswered: 0,
+    dnsFailed: 0,
   },
   exit: null,
 };
@@ -123,11 +144,17 @@ const withoutConn = (s: SessionState, id: number): SessionState => {
 const maybeInstall = (s: SessionState): Step => {
   if (s.phase !== 'connecting' || s.server === null) return [s, none];
   if (s.listeners.length < s.requestedListen.length) return [s, none];
+  if (s.dnsListeners.length < s.requestedDns.length) return [s, none];
   const rules = captureRules(s.rules, s.server.excludes, s.listeners);
   return [
     { ...s, phase: 'installing' },
     [
-      { kind: 'fw.setup', rules, nameservers: s.nameservers, ports: redirectPorts(s.listeners) },
+      {
+        kind: 'fw.setup',
+        rules,
+        nameservers: s.nameservers,
+        ports: redirectPorts(s.listeners, s.dnsListeners),
+      },
       {
         kind: 'log',
         level: 'debug',
@@ -260,6 +287,76 @@ const onClosed = (s: SessionState, e: EventOf<'closed'>): Step => {
   return [withConn(s, { ...c, closed }), cmds];
 };
 
+const withDns = (s: SessionState, id: number, entry: PendingDns | null): SessionState => {
+  const dns = new Map(s.dns);
+  if (entry === null) dns.delete(id);
+  else dns.set(id, entry);
+  return { ...s, dns };
+};
+
+/** A captured DNS request goes through the tunnel, unless it is not DNS at all. */
+const onDnsQuery = (s: SessionState, e: EventOf<'dns.query'>): Step => {
+  const totals = { ...s.totals, dnsQueries: s.totals.dnsQueries + 1 };
+  if (e.name === null || s.phase !== 'running') {
+    return [
+      { ...s, totals: { ...totals, dnsFailed: totals.dnsFailed + 1 } },
+      [
+        {
+          kind: 'log',
+          level: 'debug',
+          msg:
+            e.name === null
+              ? `dropped a malformed DNS request from ${e.src.ip}:${e.src.port}`
+              : `dropped a DNS request while ${s.phase}`,
+        },
+      ],
+    ];
+  }
+  const pending = { family: e.family, src: e.src, name: e.name, qtype: e.qtype, t: e.t };
+  return [
+    withDns({ ...s, totals }, e.id, pending),
+    [
+      { kind: 'dns.forward', id: e.id, chunk: e.chunk },
+      { kind: 'log', level: 'trace', msg: `dns ${e.name} type ${e.qtype}`, fields: { id: e.id } },
+    ],
+  ];
+};
+
+const onDnsAnswer = (s: SessionState, e: EventOf<'dns.answer'>): Step => {
+  const q = s.dns.get(e.id);
+  if (q === undefined) return [s, none];
+  const next = withDns(s, e.id, null);
+  return [
+    { ...next, totals: { ...next.totals, dnsAnswered: next.totals.dnsAnswered + 1 } },
+    [
+      { kind: 'dns.reply', id: e.id, family: q.family, dst: q.src, chunk: e.chunk },
+      {
+        kind: 'log',
+        level: 'trace',
+        msg: `dns ${q.name} answered, rcode ${e.rcode}, ${Math.round(e.t - q.t)} ms`,
+        fields: { id: e.id },
+      },
+    ],
+  ];
+};
+
+const onDnsFailed = (s: SessionState, e: EventOf<'dns.failed'>): Step => {
+  const q = s.dns.get(e.id);
+  if (q === undefined) return [s, none];
+  const next = withDns(s, e.id, null);
+  return [
+    { ...next, totals: { ...next.totals, dnsFailed: next.totals.dnsFailed + 1 } },
+    [
+      {
+        kind: 'log',
+        level: 'debug',
+        msg: `dns ${q.name} failed: ${e.reason}`,
+        fields: { id: e.id },
+      },
+    ],
+  ];
+};
+
 /** Folds one event. Never throws for any well-typed event. */
 export const reduceSession = (s0: SessionState, e: Event): Step => {
   const s = e.t === s0.t ? s0 : { ...s0, t: e.t };
@@ -271,6 +368,7 @@ export const reduceSession = (s0: SessionState, e: Event): Step => {
           phase: 'firewall',
           rules: e.rules,
           requestedListen: e.listen,
+          requestedDns: e.dnsListen,
           nameservers: e.nameservers,
         },
         [{ kind: 'fw.start' }],
@@ -280,7 +378,7 @@ export const reduceSession = (s0: SessionState, e: Event): Step => {
         { ...s, phase: 'connecting', method: e.method },
         [
           { kind: 'log', level: 'debug', msg: `firewall helper ready, method ${e.method}` },
-          { kind: 'listen', addrs: s.requestedListen },
+          { kind: 'listen', addrs: s.requestedListen, dns: s.requestedDns },
           { kind: 'ssh.connect' },
         ],
       ];
@@ -289,6 +387,17 @@ export const reduceSession = (s0: SessionState, e: Event): Step => {
         ...s,
         listeners: [...s.listeners, { family: e.family, ip: e.ip, port: e.port }],
       });
+    case 'dns.listening':
+      return maybeInstall({
+        ...s,
+        dnsListeners: [...s.dnsListeners, { family: e.family, ip: e.ip, port: e.port }],
+      });
+    case 'dns.query':
+      return onDnsQuery(s, e);
+    case 'dns.answer':
+      return onDnsAnswer(s, e);
+    case 'dns.failed':
+      return onDnsFailed(s, e);
     case 'ssh.up':
       return maybeInstall({ ...s, server: { address: e.server, excludes: e.excludes } });
     case 'fw.started':
