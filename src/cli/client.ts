@@ -4,6 +4,7 @@
  * the process itself) until the session shuts down.
  */
 import { lookup } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -11,12 +12,14 @@ import { isLeft } from 'fp-ts/lib/Either.js';
 import { type Observable, Subject } from 'rxjs';
 import type { Command, ListenAddr } from '../domain/commands.js';
 import type { Config, SubnetSpec } from '../domain/config.js';
+import { dnsCapture, dnsListenAddresses } from '../domain/dns-capture.js';
 import type { Event } from '../domain/events.js';
 import { initialSession, reduceSession, type SessionState } from '../domain/session.js';
 import type { SubnetRule } from '../domain/subnet.js';
 import { isIpLiteral, rulesFromAddresses } from '../domain/subnet-syntax.js';
 import { makeDirectTransport } from '../effects/direct-transport.js';
 import { makeFirewallDriver } from '../effects/firewall-driver.js';
+import { helperTransportFor, usesHelper } from '../effects/helper/from-config.js';
 import { makeListenerDriver } from '../effects/listener-driver.js';
 import { makeLogger } from '../effects/logger.js';
 import { connectSsh } from '../effects/ssh/connect.js';
@@ -24,6 +27,7 @@ import { ttyPrompter } from '../effects/ssh/tty-prompt.js';
 import { makeStreamsDriver } from '../effects/streams-driver.js';
 import { openRecorder } from '../streams/recorder.js';
 import { type Driver, run } from '../streams/run.js';
+import { shellWords } from './options-shell-words.js';
 import { VERSION } from './version.js';
 
 type DriverName = 'streams' | 'listener' | 'transport' | 'firewall' | 'process';
@@ -96,6 +100,9 @@ export const listenAddresses = (config: Config, rules: readonly SubnetRule[]): L
   return out;
 };
 
+/** Where --dns finds the nameservers to capture (resolved's upstreams too). */
+const RESOLV_CONFS = ['/etc/resolv.conf', '/run/systemd/resolve/resolv.conf'];
+
 const firewallCommand = (): string[] => {
   const here = dirname(fileURLToPath(import.meta.url));
   return [process.execPath, join(here, '..', '..', 'bin', 'sshuttle-ts')];
@@ -127,6 +134,25 @@ export const runClient = async (config: Config): Promise<number> => {
     rules = rules.filter((r) => r.family === 4);
   }
 
+  const readText = (path: string): string => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const dns = dnsCapture({
+    dns: config.dns,
+    nsHosts: config.nsHosts,
+    disableIpv6: config.disableIpv6,
+    resolvConfs: config.dns ? RESOLV_CONFS.map(readText) : [],
+  });
+  for (const w of dns.warnings) log.warn(w);
+  if (config.toNs !== null && dns.nameservers.length === 0) {
+    log.warn('--to-ns is ignored without --dns or --ns-hosts');
+  }
+  const listen = listenAddresses(config, rules);
+
   const recorder =
     config.record === null
       ? null
@@ -138,20 +164,28 @@ export const runClient = async (config: Config): Promise<number> => {
 
   const streams = makeStreamsDriver(now);
   const listener = makeListenerDriver(now, streams);
-  const transport = makeDirectTransport(now, streams, async () => {
-    const r = await connectSsh({
-      remote,
-      sshConfigPath: config.sshConfig,
-      env: {
-        HOME: process.env.HOME,
-        USER: process.env.USER,
-        SSH_AUTH_SOCK: process.env.SSH_AUTH_SOCK,
-      },
-      prompt: ttyPrompter(),
-      log: (level, msg, fields) => log[level](fields ?? {}, msg),
-    });
-    return r;
-  });
+  const direct = makeDirectTransport(
+    now,
+    streams,
+    async () => {
+      const r = await connectSsh({
+        remote,
+        sshConfigPath: config.sshConfig,
+        env: {
+          HOME: process.env.HOME,
+          USER: process.env.USER,
+          SSH_AUTH_SOCK: process.env.SSH_AUTH_SOCK,
+        },
+        prompt: ttyPrompter(),
+        log: (level, msg, fields) => log[level](fields ?? {}, msg),
+      });
+      return r;
+    },
+    { toNs: config.toNs, dns: dns.nameservers.length > 0 },
+  );
+  const transport = usesHelper(config)
+    ? helperTransportFor(config, { now, streams, log, splitWords: shellWords })
+    : direct;
   const firewall = makeFirewallDriver(now, {
     method: config.method,
     verbose: config.verbose,
@@ -193,9 +227,9 @@ export const runClient = async (config: Config): Promise<number> => {
     kind: 'start',
     t: now(),
     rules,
-    listen: listenAddresses(config, rules),
-    nameservers: [],
-    dnsListen: [],
+    listen,
+    nameservers: [...dns.nameservers],
+    dnsListen: dnsListenAddresses(dns.nameservers, listen),
     reconnect: !config.noReconnect,
   };
   const session = run<SessionState, Event, Command, DriverName>({

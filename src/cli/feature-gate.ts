@@ -4,7 +4,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { Config } from '../domain/config.js';
-import { DEFAULT_LATENCY_BUFFER_SIZE, DEFAULT_WRAP } from './options-table.js';
+import { DEFAULT_WRAP } from './options-table.js';
 
 const isLoopback = (ip: string): boolean => ipaddr.parse(ip).range() === 'loopback';
 
@@ -12,9 +12,6 @@ const isLoopback = (ip: string): boolean => ipaddr.parse(ip).range() === 'loopba
 const NOT_IMPLEMENTED_YET: readonly (readonly [string, (c: Config) => boolean])[] = [
   ['--auto-hosts', (c) => c.autoHosts],
   ['--auto-nets', (c) => c.autoNets],
-  ['--dns', (c) => c.dns],
-  ['--ns-hosts', (c) => c.nsHosts.length > 0],
-  ['--to-ns', (c) => c.toNs !== null],
   ['--seed-hosts', (c) => c.seedHosts.length > 0],
   ['--method tproxy', (c) => c.method === 'tproxy'],
   ['--method pf', (c) => c.method === 'pf'],
@@ -27,13 +24,8 @@ const NOT_IMPLEMENTED_YET: readonly (readonly [string, (c: Config) => boolean])[
   ['--namespace-pid', (c) => c.namespacePid !== null],
   ['--sudoers-no-modify', (c) => c.sudoersNoModify],
   ['--sudoers-user', (c) => c.sudoersUser !== null],
-  ['--transport helper', (c) => c.transport === 'helper'],
-  ['--ssh-cmd', (c) => c.sshCmd !== null],
-  ['--helper-cmd', (c) => c.helperCmd !== null],
   ['--remote-shell', (c) => c.remoteShell !== null],
   ['--python', (c) => c.python !== null],
-  ['--no-latency-control', (c) => !c.latencyControl],
-  ['--latency-buffer-size', (c) => c.latencyBufferSize !== DEFAULT_LATENCY_BUFFER_SIZE],
   ['--wrap', (c) => c.wrap !== DEFAULT_WRAP],
   [
     '--listen on a non-loopback address (router mode)',

@@ -1,7 +1,7 @@
 /**
- * Just enough of the DNS wire format to relay queries: the id (rewritten
- * per upstream connection), the first question (for events and logs) and
- * the rcode. Everything else passes through untouched.
+ * Just enough of the DNS wire format to relay queries: the id, the first
+ * question (for events and logs) and the rcode, and the TCP framing.
+ * Everything else passes through untouched.
  *
  * Pure and total: malformed input is a Left, never an exception.
  */
@@ -65,13 +65,6 @@ export const summarizeDns = (msg: Uint8Array): Either<string, DnsSummary> => {
   pos += (msg[pos] ?? 0) === 0 ? 1 : 2;
   if (pos + 4 > msg.length) return left('question runs past the end');
   return right({ ...base, name: name.right, type: ((msg[pos] ?? 0) << 8) | (msg[pos + 1] ?? 0) });
-};
-
-/** A copy of `msg` with its id replaced (the original is left alone). */
-export const withDnsId = (msg: Uint8Array, id: number): Buffer => {
-  const out = Buffer.from(msg);
-  out.writeUInt16BE(id & 0xffff, 0);
-  return out;
 };
 
 // ---------------------------------------------------------------------------

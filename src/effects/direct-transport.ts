@@ -3,11 +3,16 @@
  * captured connection. sshd itself connects to the destination, so nothing
  * is installed on the server.
  */
-import { type Either, isLeft } from 'fp-ts/lib/Either.js';
+import { type Either, isLeft, left, right } from 'fp-ts/lib/Either.js';
 import { type Observable, Subject } from 'rxjs';
 import type { Client, ClientChannel } from 'ssh2';
 import type { Command } from '../domain/commands.js';
+import { summarizeDns } from '../domain/dns-message.js';
 import type { Event } from '../domain/events.js';
+import type { Endpoint } from '../domain/ports.js';
+import { parseResolvConf } from '../domain/resolv-conf.js';
+import { type DnsForwarder, makeDnsForwarder } from './dns-forwarder.js';
+import { execCommand } from './ssh/exec.js';
 import type { StreamsDriver } from './streams-driver.js';
 
 /** What the transport needs of an established SSH connection. */
@@ -40,14 +45,61 @@ const openFailure = (err: Error & { reason?: number | string }): string => {
   }
 };
 
+/**
+ * The resolver captured DNS goes to: `--to-ns`, else the first nameserver in
+ * the server's own /etc/resolv.conf (read with a read-only exec).
+ */
+const remoteResolver = async (
+  link: SshLink,
+  toNs: Endpoint | null,
+): Promise<Either<string, Endpoint>> => {
+  if (toNs !== null) return right(toNs);
+  const r = await execCommand(link.client, 'cat /etc/resolv.conf', { timeoutMs: 10_000 });
+  if (isLeft(r)) return left(`cannot read the server's /etc/resolv.conf: ${r.left}`);
+  const first = parseResolvConf(r.right.stdout.toString('utf8'))[0];
+  return first === undefined
+    ? left("the server's /etc/resolv.conf lists no nameserver (use --to-ns)")
+    : right({ ip: first.ip.replace(/%.*$/, ''), port: 53 });
+};
+
 export const makeDirectTransport = (
   now: () => number,
   streams: StreamsDriver,
   connect: () => Promise<Either<{ readonly message: string }, SshLink>>,
+  opts: { readonly toNs: Endpoint | null; readonly dns: boolean } = { toNs: null, dns: false },
 ): DirectTransport => {
   const events = new Subject<Event>();
   let link: SshLink | null = null;
   let closing = false;
+  let dns: DnsForwarder | null = null;
+
+  /** DNS-over-TCP streams to the resolver, each a direct-tcpip channel. */
+  const dnsForwarder = (l: SshLink): DnsForwarder => {
+    const resolver = remoteResolver(l, opts.toNs);
+    return makeDnsForwarder({
+      open: async () => {
+        const target = await resolver;
+        if (isLeft(target)) return target;
+        return new Promise((resolve) =>
+          l.client.forwardOut('127.0.0.1', 0, target.right.ip, target.right.port, (err, ch) =>
+            resolve(err ? left(`resolver ${target.right.ip}: ${openFailure(err)}`) : right(ch)),
+          ),
+        );
+      },
+      onAnswer: (id, answer) => {
+        const a = summarizeDns(answer);
+        events.next({
+          kind: 'dns.answer',
+          t: now(),
+          id,
+          rcode: a._tag === 'Right' ? a.right.rcode : 0,
+          size: answer.length,
+          chunk: answer,
+        });
+      },
+      onFail: (id, reason) => events.next({ kind: 'dns.failed', t: now(), id, reason }),
+    });
+  };
 
   const onConnect = async (): Promise<void> => {
     const result = await connect();
@@ -56,6 +108,8 @@ export const makeDirectTransport = (
       return;
     }
     link = result.right;
+    // Find the resolver now, so the first captured query does not wait for it.
+    if (opts.dns) dns = dnsForwarder(link);
     void link.closed.then(({ reason }) => {
       if (!closing) events.next({ kind: 'ssh.down', t: now(), reason });
     });
@@ -94,12 +148,21 @@ export const makeDirectTransport = (
         next: (c) => {
           if (c.kind === 'ssh.connect') void onConnect();
           else if (c.kind === 'chan.open') open(c);
+          else if (c.kind === 'dns.forward') {
+            if (link === null) {
+              events.next({ kind: 'dns.failed', t: now(), id: c.id, reason: 'not connected' });
+            } else {
+              dns ??= dnsForwarder(link);
+              dns.forward(c.id, c.chunk);
+            }
+          }
         },
       });
       return events.asObservable();
     },
     close: () => {
       closing = true;
+      dns?.close();
       link?.close();
     },
   };

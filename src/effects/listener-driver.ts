@@ -3,18 +3,18 @@
  * captured connections to, and turns every accepted socket into an accept
  * event carrying its original destination.
  */
+import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { type Observable, Subject } from 'rxjs';
 import type { Command, ListenAddr } from '../domain/commands.js';
+import { summarizeDns } from '../domain/dns-message.js';
 import type { Event } from '../domain/events.js';
 import { originalDestination } from './original-dst.js';
+import { bindSearching } from './port-search.js';
 import type { StreamsDriver } from './streams-driver.js';
 
-/** Upstream's port search range: 12300 downward to 9001. */
-const SEARCH_FROM = 12300;
-const SEARCH_TO = 9001;
 /**
  * Local socket buffers: big enough that one ssh packet burst (ssh2 sends up
  * to 32 KiB per packet) does not trip backpressure at once, small enough to
@@ -22,49 +22,49 @@ const SEARCH_TO = 9001;
  */
 const LOCAL_HIGH_WATER = 256 * 1024;
 
-const listenOn = (
-  server: net.Server,
-  ip: string,
-  port: number,
-): Promise<NodeJS.ErrnoException | null> =>
-  new Promise((resolve) => {
-    const onError = (err: NodeJS.ErrnoException): void => resolve(err);
-    server.once('error', onError);
-    server.listen({ host: ip, port, backlog: 1024, ipv6Only: true }, () => {
-      server.off('error', onError);
-      resolve(null);
-    });
-  });
+/** Binds a TCP redirector on `addr` (port search when its port is 0). */
+const bindTcp = (addr: ListenAddr, onConnection: (socket: net.Socket, port: number) => void) =>
+  bindSearching<net.Server>(
+    addr,
+    'tcp',
+    (port) =>
+      new Promise((resolve) => {
+        const server = net.createServer(
+          { pauseOnConnect: true, allowHalfOpen: true, highWaterMark: LOCAL_HIGH_WATER },
+          (s) => onConnection(s, port),
+        );
+        server.once('error', (error: NodeJS.ErrnoException) => {
+          server.close();
+          resolve({ error });
+        });
+        server.listen({ host: addr.ip, port, backlog: 1024, ipv6Only: true }, () =>
+          resolve({ handle: server }),
+        );
+      }),
+  );
 
-/** Binds `addr`, searching downward from 12300 when its port is 0. */
-const bind = async (
-  addr: ListenAddr,
-  onConnection: (socket: net.Socket, port: number) => void,
-): Promise<{ server: net.Server; port: number } | { error: string }> => {
-  const candidates = addr.port !== 0 ? [addr.port] : null;
-  let port = candidates?.[0] ?? SEARCH_FROM;
-  for (;;) {
-    const p = port;
-    const server = net.createServer(
-      { pauseOnConnect: true, allowHalfOpen: true, highWaterMark: LOCAL_HIGH_WATER },
-      (s) => onConnection(s, p),
-    );
-    const err = await listenOn(server, addr.ip, port);
-    if (err === null) return { server, port };
-    server.close();
-    const searching = candidates === null && err.code === 'EADDRINUSE' && port > SEARCH_TO;
-    if (!searching) {
-      const hint =
-        err.code === 'EADDRNOTAVAIL' && addr.family === 6
-          ? ' (is IPv6 disabled here? try --disable-ipv6)'
-          : '';
-      return {
-        error: `cannot listen on ${addr.family === 6 ? `[${addr.ip}]` : addr.ip}:${port}: ${err.code ?? err.message}${hint}`,
-      };
-    }
-    port -= 1;
-  }
-};
+/** Binds a UDP socket for captured DNS requests on `addr`. */
+const bindDns = (addr: ListenAddr, onMessage: (msg: Buffer, from: dgram.RemoteInfo) => void) =>
+  bindSearching<dgram.Socket>(
+    addr,
+    'dns',
+    (port) =>
+      new Promise((resolve) => {
+        const socket = dgram.createSocket(
+          addr.family === 6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' },
+        );
+        socket.once('error', (error: NodeJS.ErrnoException) => {
+          socket.close();
+          resolve({ error });
+        });
+        socket.bind({ address: addr.ip, port, exclusive: true }, () => {
+          socket.removeAllListeners('error');
+          socket.on('error', () => {});
+          socket.on('message', onMessage);
+          resolve({ handle: socket });
+        });
+      }),
+  );
 
 /** Our own addresses, for the loop guard. */
 const localAddresses = (): Set<string> => {
@@ -109,16 +109,48 @@ export const makeListenerDriver = (now: () => number, streams: StreamsDriver): L
     });
   };
 
-  const listen = async (addrs: readonly ListenAddr[]): Promise<void> => {
-    for (const addr of addrs) {
-      const bound = await bind(addr, onConnection(addr.family));
+  const dnsSockets = new Map<4 | 6, dgram.Socket>();
+  let nextDnsId = 1;
+  const onDns = (family: 4 | 6) => (msg: Buffer, from: dgram.RemoteInfo) => {
+    const q = summarizeDns(msg);
+    events.next({
+      kind: 'dns.query',
+      t: now(),
+      id: nextDnsId++,
+      family,
+      src: { ip: from.address, port: from.port },
+      name: q._tag === 'Right' && !q.right.response ? q.right.name : null,
+      qtype: q._tag === 'Right' ? q.right.type : 0,
+      size: msg.length,
+      chunk: msg,
+    });
+  };
+
+  const listen = async (c: Extract<Command, { kind: 'listen' }>): Promise<void> => {
+    for (const addr of c.addrs) {
+      const bound = await bindTcp(addr, onConnection(addr.family));
       if ('error' in bound) {
         events.next({ kind: 'listen.failed', t: now(), message: bound.error });
         return;
       }
-      servers.push(bound.server);
+      servers.push(bound.handle);
       events.next({
         kind: 'listen.up',
+        t: now(),
+        family: addr.family,
+        ip: addr.ip,
+        port: bound.port,
+      });
+    }
+    for (const addr of c.dns) {
+      const bound = await bindDns(addr, onDns(addr.family));
+      if ('error' in bound) {
+        events.next({ kind: 'listen.failed', t: now(), message: bound.error });
+        return;
+      }
+      dnsSockets.set(addr.family, bound.handle);
+      events.next({
+        kind: 'dns.listening',
         t: now(),
         family: addr.family,
         ip: addr.ip,
@@ -131,13 +163,16 @@ export const makeListenerDriver = (now: () => number, streams: StreamsDriver): L
     driver: (commands) => {
       commands.subscribe({
         next: (c) => {
-          if (c.kind === 'listen') void listen(c.addrs);
+          if (c.kind === 'listen') void listen(c);
+          else if (c.kind === 'dns.reply')
+            dnsSockets.get(c.family)?.send(c.chunk, c.dst.port, c.dst.ip);
         },
       });
       return events.asObservable();
     },
     closeAll: () => {
       for (const s of servers) s.close();
+      for (const s of dnsSockets.values()) s.close();
     },
   };
 };
