@@ -1,0 +1,138 @@
+/**
+ * The remote helper: runs on the server under `node` (uploaded by the
+ * client, see effects/helper/command.ts), speaks sshuttle's mux on
+ * stdin/stdout in the server role and opens the real TCP connections.
+ *
+ * As upstream's server: banner, `PING chicken`, ROUTES (empty), then frames;
+ * a failed connect is TCP_STOP_SENDING + TCP_EOF on its channel. With a
+ * client of ours the mux negotiates credit mode. Logs go to stderr only.
+ *
+ * Bundled by scripts/build-helper.mjs into dist/helper.cjs, which calls
+ * {@link runHelper} with the words after the loader.
+ */
+import { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Readable, Writable } from 'node:stream';
+import { defaultMuxConfig } from '../domain/mux/index.js';
+import { parseHelperArgs } from '../effects/helper/command.js';
+import { type RoleCommand, startMuxDriver } from '../effects/helper/mux-driver.js';
+
+type Level = 'error' | 'warn' | 'info' | 'debug' | 'trace';
+const RANK: Readonly<Record<Level, number>> = { error: 0, warn: 1, info: 2, debug: 3, trace: 4 };
+
+/** fd 0/1 as non-blocking streams (process.stdout on a Linux pipe writes synchronously). */
+const openFd = (fd: 0 | 1): Readable & Writable => {
+  try {
+    return new Socket({ fd, readable: fd === 0, writable: fd === 1, allowHalfOpen: true });
+  } catch {
+    return (fd === 0 ? process.stdin : process.stdout) as unknown as Readable & Writable;
+  }
+};
+
+export const runHelper = (argv: readonly string[]): void => {
+  const opts = parseHelperArgs(argv);
+  // sshuttle: -v shows the server's debug1 lines too.
+  const max = opts.verbose <= 0 ? RANK.info : opts.verbose === 1 ? RANK.debug : RANK.trace;
+  const log = (level: Level, msg: string): void => {
+    // Info lines of the mux (mode chosen) are debug noise to the user.
+    const rank = level === 'info' ? RANK.debug : RANK[level];
+    if (rank <= max) process.stderr.write(` s: ${msg}\n`);
+  };
+  const t0 = performance.now();
+  const now = (): number => Math.round(performance.now() - t0);
+
+  const input = openFd(0);
+  const output = openFd(1);
+  const sockets = new Map<number, Socket>();
+
+  const connect = (c: Extract<RoleCommand, { kind: 'connect' }>): void => {
+    const family = c.family === 2 ? 4 : 6;
+    const sock = new Socket({ allowHalfOpen: true });
+    sockets.set(c.channel, sock);
+    let error: string | null = null;
+    sock.setNoDelay(true);
+    sock.on('data', (bytes: Buffer) =>
+      mux.dispatch({ kind: 'localData', channel: c.channel, bytes }),
+    );
+    sock.on('end', () => mux.dispatch({ kind: 'localEof', channel: c.channel }));
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      error = err.code ?? err.message;
+    });
+    sock.on('close', () => {
+      if (sockets.get(c.channel) !== sock) return;
+      sockets.delete(c.channel);
+      // Both directions ended cleanly: the mux still sends what it has queued.
+      if (error === null && sock.readableEnded) return;
+      if (error !== null) log('debug', `channel ${c.channel}: ${c.ip}:${c.port}: ${error}`);
+      mux.dispatch({ kind: 'localAbort', channel: c.channel });
+    });
+    log('debug', `channel ${c.channel}: connecting to ${c.ip}:${c.port}`);
+    sock.connect({ host: c.ip, port: c.port, family });
+  };
+
+  const onCommand = (c: RoleCommand): void => {
+    switch (c.kind) {
+      case 'connect':
+        connect(c);
+        return;
+      case 'deliver': {
+        const sock = sockets.get(c.channel);
+        if (sock === undefined) return;
+        const n = c.bytes.length;
+        sock.write(c.bytes, (err) => {
+          if (!err) mux.dispatch({ kind: 'localDrained', channel: c.channel, bytes: n });
+        });
+        return;
+      }
+      case 'pauseLocal':
+      case 'stopLocalRead':
+        sockets.get(c.channel)?.pause();
+        return;
+      case 'resumeLocal':
+        sockets.get(c.channel)?.resume();
+        return;
+      case 'endLocal':
+        sockets.get(c.channel)?.end();
+        return;
+      case 'closeLocal': {
+        const sock = sockets.get(c.channel);
+        if (sock === undefined) return;
+        sockets.delete(c.channel);
+        sock.destroySoon();
+        return;
+      }
+      case 'control':
+        log('debug', `${c.frame.kind} on channel ${c.frame.channel}: not supported by this helper`);
+        return;
+      case 'sessionEnd':
+        for (const s of sockets.values()) s.destroy();
+        sockets.clear();
+        mux.stop();
+        if (c.error) log('error', c.reason);
+        process.exitCode = c.error ? 1 : 0;
+        output.end();
+        input.destroy();
+        setTimeout(() => process.exit(), 100).unref();
+        return;
+      case 'log':
+        log(c.level, c.msg);
+        return;
+      default:
+        return;
+    }
+  };
+
+  const config = {
+    ...defaultMuxConfig('server'),
+    latencyControl: opts.latencyControl,
+    latencyBufferSize: opts.latencyBufferSize,
+  };
+  const mux = startMuxDriver({
+    config,
+    pipe: { readable: input, writable: output },
+    onCommand,
+    now,
+  });
+  mux.dispatch({ kind: 'send', frame: { kind: 'ROUTES', channel: 0, routes: [] } });
+  log('debug', `helper started (node ${process.version}, pid ${process.pid})`);
+};

@@ -1,0 +1,96 @@
+/**
+ * The command lines that start the remote helper (pure string building).
+ *
+ * Upload, as sshuttle does it with Python: the remote command is a tiny
+ * `node -e` loader that reads exactly N bytes of JavaScript from stdin and
+ * runs them as a CommonJS module; the client writes the bundle right after
+ * starting it, then speaks frames on the same stream. Nothing is written to
+ * the server's disk.
+ */
+
+/** Quotes `word` for a POSIX shell as Python's `shlex.quote` does. */
+export const shq = (word: string): string =>
+  word !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(word)
+    ? word
+    : `'${word.replaceAll("'", `'"'"'`)}'`;
+
+/**
+ * The loader run by `node -e`: reads `n` bytes from fd 0 (blocking reads;
+ * it sleeps on EAGAIN in case the fd is non-blocking), then compiles them as
+ * a module. Exit 97 when stdin ends early, as sshuttle's loader does.
+ */
+export const loaderScript = (n: number): string =>
+  [
+    `const f=require("fs"),n=${n},b=Buffer.allocUnsafe(n);let o=0;`,
+    'while(o<n){let r;try{r=f.readSync(0,b,o,n-o,null)}catch(e){',
+    'if(e.code==="EAGAIN"){Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),0,0,5);continue}throw e}',
+    'if(r===0){process.stderr.write("sshuttle-ts helper: stdin ended during the upload\\n");process.exit(97)}o+=r}',
+    'const M=require("module"),m=new M("sshuttle-ts-helper");m.filename="/sshuttle-ts-helper.cjs";',
+    'm._compile(b.toString("utf8"),m.filename)',
+  ].join('');
+
+/** What the helper is told on its command line (`key=value` words, no dashes for node to grab). */
+export interface HelperOptions {
+  readonly verbose: number;
+  readonly latencyControl: boolean;
+  readonly latencyBufferSize: number;
+}
+
+export const helperArgs = (o: HelperOptions): string[] => [
+  `v=${o.verbose}`,
+  `lc=${o.latencyControl ? 1 : 0}`,
+  `lbs=${o.latencyBufferSize}`,
+];
+
+/** Parses {@link helperArgs} back (unknown words are ignored). */
+export const parseHelperArgs = (argv: readonly string[]): HelperOptions => {
+  const kv = new Map<string, string>();
+  for (const a of argv) {
+    const m = /^([a-z]+)=(.*)$/.exec(a);
+    if (m !== null) kv.set(m[1]!, m[2]!);
+  }
+  const num = (k: string, d: number): number => {
+    const v = Number(kv.get(k));
+    return Number.isFinite(v) && kv.has(k) ? v : d;
+  };
+  return {
+    verbose: num('v', 0),
+    latencyControl: num('lc', 1) !== 0,
+    latencyBufferSize: num('lbs', 32768),
+  };
+};
+
+/**
+ * The remote command that starts our helper from an upload of `bundleLength`
+ * bytes: `/bin/sh -c 'exec NODE -e LOADER ARGS'` (through /bin/sh, as
+ * sshuttle does, so any login shell works; exit 127 = NODE not found).
+ */
+export const uploadCommand = (node: string, bundleLength: number, o: HelperOptions): string => {
+  const inner = ['exec', shq(node), '-e', shq(loaderScript(bundleLength)), ...helperArgs(o)].join(
+    ' ',
+  );
+  return `/bin/sh -c ${shq(inner)}`;
+};
+
+export interface SshArgvOptions {
+  /** `-e CMD`, already split into words (sshuttle: `shlex.split`); empty = `ssh`. */
+  readonly sshCmd: readonly string[];
+  readonly user: string | null;
+  readonly host: string;
+  readonly port: number | null;
+  /** sshuttle's `--no-cmd-delimiter`: no `--` before the remote command. */
+  readonly noCmdDelimiter: boolean;
+  /** With a password in -r, sshuttle runs `sshpass -e` with SSHPASS set. */
+  readonly password: string | null;
+  readonly remoteCommand: string;
+}
+
+/** The external ssh's argv, exactly as sshuttle's `ssh.connect` builds it. */
+export const sshArgv = (o: SshArgvOptions): string[] => {
+  const ssh = o.sshCmd.length > 0 ? [...o.sshCmd] : ['ssh'];
+  const port = o.port === null ? [] : ['-p', String(o.port)];
+  const rhost = o.user === null || o.user === '' ? o.host : `${o.user}@${o.host}`;
+  const delimiter = o.noCmdDelimiter ? [] : ['--'];
+  const pass = o.password === null || o.password === '' ? [] : ['sshpass', '-e'];
+  return [...pass, ...ssh, ...port, rhost, ...delimiter, o.remoteCommand];
+};

@@ -1,0 +1,238 @@
+/**
+ * The helper transport: one multiplexed stream to a helper on the server
+ * (ours, uploaded; or a stock sshuttle server), carrying every connection in
+ * sshuttle's wire protocol. Same shape as the direct transport: it handles
+ * `ssh.connect` and `chan.open` and answers with `ssh.up`/`ssh.failed`/
+ * `ssh.down`/`chan.open`/`chan.failed`; each mux channel is a Duplex attached
+ * to the streams driver as the connection's `'remote'` side, so the session
+ * reducer does not know which transport it runs on.
+ */
+import { type Either, isLeft } from 'fp-ts/lib/Either.js';
+import { type Observable, Subject } from 'rxjs';
+import type { Command, LogLevel } from '../../domain/commands.js';
+import type { Event } from '../../domain/events.js';
+import { AF_INET, AF_INET6, type MuxConfig } from '../../domain/mux/index.js';
+import type { StreamsDriver } from '../streams-driver.js';
+import { ChannelDuplex } from './channel-duplex.js';
+import type { HelperExit, HelperProcess } from './launch.js';
+import { type MuxDriver, type RoleCommand, startMuxDriver } from './mux-driver.js';
+
+/** A started helper and what the session needs to know about the server. */
+export interface HelperLink {
+  readonly proc: HelperProcess;
+  /** Written before the first frame: the helper bundle for the loader, or nothing. */
+  readonly preamble: Uint8Array | null;
+  /** The address the carrier connection goes to (never to be captured). */
+  readonly serverAddress: string;
+  readonly allServerAddresses: readonly string[];
+  /** Closes the carrier (the ssh2 connection or the external ssh). */
+  readonly close: () => void;
+  /** Resolves if the carrier goes away on its own. */
+  readonly closed: Promise<{ readonly reason: string }>;
+  /** One line: why the helper ended before its banner. */
+  readonly explain: (exit: HelperExit, stderrTail: string) => string;
+}
+
+export interface HelperTransportOptions {
+  readonly mux: MuxConfig;
+  readonly log: (level: LogLevel, msg: string) => void;
+  /** Give up when no banner has come this long after the start (ms). */
+  readonly bannerTimeoutMs?: number;
+}
+
+export interface HelperTransport {
+  readonly driver: (commands: Observable<Command>) => Observable<Event>;
+  readonly close: () => void;
+}
+
+const withTimeout = <T>(p: Promise<T>, ms: number, fallback: T): Promise<T> =>
+  new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(fallback), ms);
+    void p.then((v) => {
+      clearTimeout(timer);
+      resolve(v);
+    });
+  });
+
+export const makeHelperTransport = (
+  now: () => number,
+  streams: StreamsDriver,
+  connect: () => Promise<Either<{ readonly message: string }, HelperLink>>,
+  opts: HelperTransportOptions,
+): HelperTransport => {
+  const events = new Subject<Event>();
+  const channels = new Map<number, ChannelDuplex>();
+  let link: HelperLink | null = null;
+  let mux: MuxDriver | null = null;
+  let up = false;
+  let over = false;
+  let closing = false;
+  let bannerTimer: NodeJS.Timeout | null = null;
+
+  /** The transport is finished: report it once (failed before the banner, down after). */
+  const finish = async (reason: string): Promise<void> => {
+    if (over) return;
+    over = true;
+    if (bannerTimer !== null) clearTimeout(bannerTimer);
+    mux?.stop();
+    for (const d of channels.values()) d.abortLocal(reason);
+    channels.clear();
+    const l = link;
+    if (l === null) return;
+    if (closing) {
+      l.proc.kill();
+      l.close();
+      return;
+    }
+    if (up) {
+      events.next({ kind: 'ssh.down', t: now(), reason });
+      l.proc.kill();
+      l.close();
+      return;
+    }
+    const exit = await withTimeout(l.proc.exited, 3_000, { code: null, signal: null });
+    l.proc.kill();
+    l.close();
+    const message =
+      exit.code === null && exit.signal === null
+        ? `the helper did not start: ${reason}`
+        : l.explain(exit, l.proc.stderrTail());
+    events.next({ kind: 'ssh.failed', t: now(), message });
+  };
+
+  const onCommand = (c: RoleCommand): void => {
+    switch (c.kind) {
+      case 'banner':
+        if (bannerTimer !== null) clearTimeout(bannerTimer);
+        if (up || over || link === null) return;
+        up = true;
+        events.next({
+          kind: 'ssh.up',
+          t: now(),
+          server: link.serverAddress,
+          excludes: [...link.allServerAddresses],
+        });
+        return;
+      case 'mode':
+        opts.log('debug', `helper: ${c.mode} flow control`);
+        return;
+      case 'opened': {
+        const d = new ChannelDuplex({
+          channel: c.channel,
+          dispatch: (e) => mux?.dispatch(e),
+        });
+        channels.set(c.channel, d);
+        streams.attach(c.ref, 'remote', d);
+        events.next({ kind: 'chan.open', t: now(), id: c.ref });
+        return;
+      }
+      case 'openFailed':
+        events.next({ kind: 'chan.failed', t: now(), id: c.ref, reason: c.reason });
+        return;
+      case 'deliver':
+        channels.get(c.channel)?.deliver(c.bytes);
+        return;
+      case 'pauseLocal':
+        channels.get(c.channel)?.pauseLocal();
+        return;
+      case 'resumeLocal':
+        channels.get(c.channel)?.resumeLocal();
+        return;
+      case 'stopLocalRead':
+        channels.get(c.channel)?.stopLocalRead();
+        return;
+      case 'endLocal':
+        channels.get(c.channel)?.endLocal();
+        return;
+      case 'closeLocal': {
+        const d = channels.get(c.channel);
+        channels.delete(c.channel);
+        d?.closeLocal();
+        return;
+      }
+      case 'control':
+        if (c.frame.kind === 'ROUTES') {
+          opts.log('debug', `helper: ROUTES with ${c.frame.routes.length} routes`);
+        } else opts.log('debug', `helper: ${c.frame.kind} ignored (not supported yet)`);
+        return;
+      case 'sessionEnd':
+        void finish(c.reason);
+        return;
+      case 'log':
+        opts.log(c.level, c.msg);
+        return;
+      case 'connect':
+      case 'allocated':
+      case 'allocateFailed':
+        return;
+    }
+  };
+
+  const onConnect = async (): Promise<void> => {
+    const result = await connect();
+    if (isLeft(result)) {
+      events.next({ kind: 'ssh.failed', t: now(), message: result.left.message });
+      return;
+    }
+    const l = result.right;
+    link = l;
+    if (closing) {
+      l.proc.kill();
+      l.close();
+      return;
+    }
+    void l.closed.then(({ reason }) => finish(reason));
+    // A helper that dies without a banner ends the pipe too; make sure we hear of it.
+    void l.proc.exited.then((e) =>
+      setTimeout(
+        () => finish(`the helper exited (code ${e.code ?? e.signal ?? 'unknown'})`),
+        up ? 500 : 50,
+      ).unref(),
+    );
+    bannerTimer = setTimeout(
+      () => void finish('no answer from the helper (no SSHUTTLE0001 banner)'),
+      opts.bannerTimeoutMs ?? 60_000,
+    );
+    bannerTimer.unref();
+    mux = startMuxDriver({
+      config: opts.mux,
+      pipe: { readable: l.proc.readable, writable: l.proc.writable },
+      onCommand,
+      now,
+      ...(l.preamble === null ? {} : { preamble: l.preamble }),
+    });
+  };
+
+  const open = (c: Extract<Command, { kind: 'chan.open' }>): void => {
+    if (mux === null || !up || over) {
+      events.next({ kind: 'chan.failed', t: now(), id: c.id, reason: 'not connected' });
+      return;
+    }
+    mux.dispatch({
+      kind: 'open',
+      ref: c.id,
+      family: c.family === 4 ? AF_INET : AF_INET6,
+      ip: c.dst.ip,
+      port: c.dst.port,
+    });
+  };
+
+  return {
+    driver: (commands) => {
+      commands.subscribe({
+        next: (c) => {
+          if (c.kind === 'ssh.connect') void onConnect();
+          else if (c.kind === 'chan.open') open(c);
+        },
+      });
+      return events.asObservable();
+    },
+    close: () => {
+      closing = true;
+      if (link !== null) {
+        link.proc.writable.end();
+        void finish('closed');
+      }
+    },
+  };
+};

@@ -1,0 +1,154 @@
+/**
+ * Runs the pure mux reducer (either role) over a byte pipe: the helper's
+ * stdin/stdout, an ssh exec channel, or an external ssh's stdio.
+ *
+ * The driver owns the pipe: it feeds what it reads to the reducer
+ * (`pipeData`, one event per chunk), writes each step's frames in one go
+ * (`writev` when the stream has it, one concatenated buffer otherwise, so an
+ * ssh2 channel sends one packet rather than one per frame header), reports
+ * flushed bytes from the write callbacks, and pauses reading when the
+ * reducer asks. Every other command goes to the role's handler.
+ *
+ * Events that arrive while a step's commands are being carried out (a
+ * handler's stream callback firing synchronously) are queued and folded
+ * after it, so the reducer never sees a nested event.
+ */
+import type { Readable, Writable } from 'node:stream';
+import {
+  initMux,
+  type MuxCommand,
+  type MuxConfig,
+  type MuxEvent,
+  type MuxState,
+  muxReduce,
+} from '../../domain/mux/index.js';
+
+export interface MuxPipe {
+  readonly readable: Readable;
+  readonly writable: Writable;
+}
+
+/** Commands for the role: everything but pipe writes and pipe pause/resume. */
+export type RoleCommand = Exclude<MuxCommand, { kind: 'write' | 'pausePipe' | 'resumePipe' }>;
+
+export interface MuxDriverOptions {
+  readonly config: MuxConfig;
+  readonly pipe: MuxPipe;
+  readonly onCommand: (c: RoleCommand) => void;
+  /** Milliseconds on a monotonic clock. */
+  readonly now: () => number;
+  /** Bytes to write before the mux's first frames (the helper upload). */
+  readonly preamble?: Uint8Array;
+  /** Tick period for the reducer's PING watchdog; 0 = no timer. */
+  readonly tickMs?: number;
+}
+
+export interface MuxDriver {
+  readonly dispatch: (e: MuxEvent) => void;
+  readonly state: () => MuxState;
+  /** Stops the timer and the pipe listeners (the pipe itself is the caller's). */
+  readonly stop: () => void;
+}
+
+const hasWritev = (w: Writable): boolean =>
+  typeof (w as unknown as { _writev?: unknown })._writev === 'function';
+
+export const startMuxDriver = (opts: MuxDriverOptions): MuxDriver => {
+  const { pipe, onCommand } = opts;
+  const [s0, first] = initMux(opts.config, opts.now());
+  let state = s0;
+  const queue: MuxEvent[] = [];
+  let busy = false;
+  let stopped = false;
+  const writev = hasWritev(pipe.writable);
+
+  const write = (chunks: readonly Uint8Array[], bytes: number): void => {
+    if (pipe.writable.destroyed || pipe.writable.writableEnded) return;
+    const done = (err?: Error | null): void => {
+      if (!err) dispatch({ kind: 'pipeFlushed', bytes });
+    };
+    if (chunks.length === 1) {
+      pipe.writable.write(chunks[0]!, done);
+    } else if (writev) {
+      pipe.writable.cork();
+      const last = chunks.length - 1;
+      for (let i = 0; i < last; i++) pipe.writable.write(chunks[i]!);
+      pipe.writable.write(chunks[last]!, done);
+      pipe.writable.uncork();
+    } else {
+      pipe.writable.write(Buffer.concat(chunks as Uint8Array[], bytes), done);
+    }
+  };
+
+  const run = (cmds: readonly MuxCommand[]): void => {
+    for (const c of cmds) {
+      switch (c.kind) {
+        case 'write':
+          write(c.chunks, c.bytes);
+          break;
+        case 'pausePipe':
+          pipe.readable.pause();
+          break;
+        case 'resumePipe':
+          pipe.readable.resume();
+          break;
+        default:
+          onCommand(c);
+      }
+    }
+  };
+
+  const dispatch = (e: MuxEvent): void => {
+    if (stopped) return;
+    queue.push(e);
+    if (busy) return;
+    busy = true;
+    try {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        const [s, cmds] = muxReduce(state, next);
+        state = s;
+        run(cmds);
+      }
+    } finally {
+      queue.length = 0;
+      busy = false;
+    }
+  };
+
+  const onData = (bytes: Buffer): void => dispatch({ kind: 'pipeData', bytes });
+  const onEnd = (): void => dispatch({ kind: 'pipeEnd' });
+  pipe.readable.on('data', onData);
+  pipe.readable.on('end', onEnd);
+  pipe.readable.on('close', onEnd);
+  pipe.writable.on('error', () => {});
+
+  const tickMs = opts.tickMs ?? 1000;
+  const timer =
+    tickMs > 0 ? setInterval(() => dispatch({ kind: 'tick', t: opts.now() }), tickMs) : null;
+  timer?.unref();
+
+  busy = true;
+  try {
+    if (opts.preamble !== undefined && opts.preamble.length > 0) {
+      pipe.writable.write(opts.preamble);
+    }
+    run(first);
+  } finally {
+    busy = false;
+  }
+  // Anything queued while the first commands ran.
+  const pending = queue.splice(0);
+  for (const e of pending) dispatch(e);
+
+  return {
+    dispatch,
+    state: () => state,
+    stop: () => {
+      stopped = true;
+      if (timer !== null) clearInterval(timer);
+      pipe.readable.off('data', onData);
+      pipe.readable.off('end', onEnd);
+      pipe.readable.off('close', onEnd);
+    },
+  };
+};

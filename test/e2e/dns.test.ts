@@ -1,0 +1,106 @@
+/**
+ * DNS through the tunnel (direct transport): the lab client's resolv.conf
+ * points at 192.0.2.53, which nothing answers; only captured DNS resolves.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, expect, it } from 'vitest';
+import { describeLab, type LabHandle, outputOf, spawnInNs, waitFor } from './lab.js';
+
+const CLI = fileURLToPath(new URL('../../bin/sshuttle-ts', import.meta.url));
+const DNS_CHECK = fileURLToPath(new URL('./fixtures/dns-check.mjs', import.meta.url));
+
+const exitOf = (child: ChildProcess): Promise<number | null> =>
+  child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve(child.exitCode)
+    : new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+
+describeLab('DNS through the direct transport', (lab: LabHandle) => {
+  const running = new Set<ChildProcess>();
+  afterEach(async () => {
+    for (const child of running) {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+        process.kill(child.pid, 'SIGTERM');
+        await exitOf(child);
+      }
+    }
+    running.clear();
+    await waitFor(
+      'rules removed',
+      async () => (await lab.countOurRules()) === 0 || undefined,
+      5_000,
+    );
+  });
+
+  const start = async (args: readonly string[]) => {
+    const child = lab.spawnInClient([
+      process.execPath,
+      CLI,
+      '--ssh-config',
+      lab.env.sshConfig,
+      '-r',
+      `root@${lab.env.serverIp}`,
+      ...args,
+      lab.env.targetNet,
+    ]);
+    running.add(child);
+    const out = outputOf(child);
+    await waitFor(
+      `tunnel up (${out.stderr.slice(-300)})`,
+      () => out.stderr.includes('Connected to server.') || undefined,
+      20_000,
+    );
+    return child;
+  };
+  const dig = async (name: string, server?: string) =>
+    (
+      await lab.inClient(
+        ['dig', '+short', '+time=2', '+tries=1', ...(server ? [`@${server}`] : []), name],
+        {
+          timeoutMs: 10_000,
+        },
+      )
+    ).stdout.trim();
+
+  it('--dns answers getent and dig, and 500 concurrent queries (after a junk datagram)', async () => {
+    expect(await dig('web.lab.test')).not.toBe('203.0.113.2');
+    await start(['--dns']);
+    const getent = await lab.inClient(['getent', 'ahostsv4', 'web.lab.test'], {
+      timeoutMs: 10_000,
+    });
+    expect(getent.stdout).toMatch(/^203\.0\.113\.2\s/);
+    expect(await dig('db.lab.test')).toBe('203.0.113.5');
+    const many = await lab.inClient(
+      [process.execPath, DNS_CHECK, '192.0.2.53', 'web.lab.test', '500', 'junk'],
+      {
+        timeoutMs: 20_000,
+      },
+    );
+    expect(JSON.parse(many.stdout)).toEqual({ count: 500, answered: 500, first: ['203.0.113.2'] });
+  });
+
+  it('--to-ns sends the queries to the resolver it names', async () => {
+    const other = spawnInNs(lab.env.targetNs, [
+      'dnsmasq',
+      '--no-resolv',
+      '--no-hosts',
+      '--no-daemon',
+      '--port=5353',
+      '--listen-address=203.0.113.2',
+      '--bind-interfaces',
+      '--address=/web.lab.test/203.0.113.99',
+    ]);
+    try {
+      await start(['--dns', '--to-ns', '203.0.113.2:5353']);
+      expect(await dig('web.lab.test')).toBe('203.0.113.99');
+    } finally {
+      other.kill();
+    }
+  });
+
+  it('--ns-hosts captures only the servers it lists', async () => {
+    await start(['--ns-hosts', '192.0.2.54']);
+    expect(await dig('web.lab.test', '192.0.2.54')).toBe('203.0.113.2');
+    expect(await dig('web.lab.test', '192.0.2.53')).not.toBe('203.0.113.2');
+  });
+});

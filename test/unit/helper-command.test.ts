@@ -1,0 +1,167 @@
+import { spawnSync } from 'node:child_process';
+import { fc, test } from '@fast-check/vitest';
+import { describe, expect, it } from 'vitest';
+import type { Config } from '../../src/domain/config.js';
+import {
+  helperArgs,
+  loaderScript,
+  parseHelperArgs,
+  shq,
+  sshArgv,
+  uploadCommand,
+} from '../../src/effects/helper/command.js';
+import { explainExit } from '../../src/effects/helper/connect-helper.js';
+import { usesHelper } from '../../src/effects/helper/from-config.js';
+
+const base = {
+  sshCmd: [] as string[],
+  user: null,
+  host: 'example.net',
+  port: null,
+  noCmdDelimiter: false,
+  password: null,
+  remoteCommand: 'REMOTE',
+};
+
+describe('sshArgv (as sshuttle ssh.connect builds it)', () => {
+  it('defaults to ssh HOST -- CMD', () => {
+    expect(sshArgv(base)).toEqual(['ssh', 'example.net', '--', 'REMOTE']);
+  });
+  it('puts the split -e words first, then -p PORT, user@host, --, the command', () => {
+    expect(
+      sshArgv({
+        ...base,
+        sshCmd: ['ssh', '-F', '/tmp/lab/ssh config', '-o', 'BatchMode=yes'],
+        user: 'root',
+        port: 2222,
+      }),
+    ).toEqual([
+      'ssh',
+      '-F',
+      '/tmp/lab/ssh config',
+      '-o',
+      'BatchMode=yes',
+      '-p',
+      '2222',
+      'root@example.net',
+      '--',
+      'REMOTE',
+    ]);
+  });
+  it('drops -- with --no-cmd-delimiter', () => {
+    expect(sshArgv({ ...base, noCmdDelimiter: true, user: 'u' })).toEqual([
+      'ssh',
+      'u@example.net',
+      'REMOTE',
+    ]);
+  });
+  it('runs sshpass -e when -r carries a password', () => {
+    expect(sshArgv({ ...base, password: 'pw' })).toEqual([
+      'sshpass',
+      '-e',
+      'ssh',
+      'example.net',
+      '--',
+      'REMOTE',
+    ]);
+  });
+  it('passes an IPv6 host as given', () => {
+    expect(sshArgv({ ...base, host: '2001:db8::1', port: 22 })).toEqual([
+      'ssh',
+      '-p',
+      '22',
+      '2001:db8::1',
+      '--',
+      'REMOTE',
+    ]);
+  });
+});
+
+describe('shell quoting and the upload command', () => {
+  test.prop([fc.string()])('shq survives /bin/sh for any word', (word) => {
+    fc.pre(!word.includes('\0'));
+    const r = spawnSync('/bin/sh', ['-c', `printf %s ${shq(word)}`], { encoding: 'utf8' });
+    expect(r.stdout).toBe(word);
+  });
+
+  it('starts node through /bin/sh with the loader and the options', () => {
+    const cmd = uploadCommand('/opt/node bin/node', 1234, {
+      verbose: 2,
+      latencyControl: false,
+      latencyBufferSize: 65536,
+    });
+    expect(cmd.startsWith("/bin/sh -c 'exec ")).toBe(true);
+    // What /bin/sh is asked to run, with its words:
+    const words = spawnSync(
+      '/bin/sh',
+      ['-c', `set -- ${cmd.slice('/bin/sh -c '.length)}; printf '%s\\n' "$@"`],
+      { encoding: 'utf8' },
+    ).stdout;
+    const inner = words.trimEnd();
+    expect(inner).toContain("exec '/opt/node bin/node' -e ");
+    expect(inner).toContain('n=1234');
+    expect(inner.endsWith('v=2 lc=0 lbs=65536')).toBe(true);
+  });
+
+  it('the loader runs exactly N bytes of stdin as a module and leaves the rest', () => {
+    const js = 'process.stdout.write("ran:" + require("fs").readFileSync(0, "utf8"))';
+    const r = spawnSync(process.execPath, ['-e', loaderScript(Buffer.byteLength(js))], {
+      input: `${js}REST`,
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('ran:REST');
+  });
+
+  it('the loader exits 97 when stdin ends early', () => {
+    const r = spawnSync(process.execPath, ['-e', loaderScript(100)], {
+      input: 'short',
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(97);
+  });
+
+  it('helper options round-trip through the command line', () => {
+    const o = { verbose: 3, latencyControl: false, latencyBufferSize: 1000 };
+    expect(parseHelperArgs(['ignored', ...helperArgs(o)])).toEqual(o);
+    expect(parseHelperArgs([])).toEqual({
+      verbose: 0,
+      latencyControl: true,
+      latencyBufferSize: 32768,
+    });
+  });
+});
+
+describe('errors and transport choice', () => {
+  const how = { upload: true, node: '/nonexistent', external: false };
+  it('exit 127 while uploading says node is missing and suggests --transport direct', () => {
+    const msg = explainExit(
+      how,
+      { code: 127, signal: null },
+      'sh: 1: exec: /nonexistent: not found',
+    );
+    expect(msg).toMatch(/^node not found on the server/);
+    expect(msg).toContain('/nonexistent');
+    expect(msg).toContain('--transport direct');
+    expect(msg).not.toContain('\n');
+  });
+  it('exit 127 of --helper-cmd names the helper command', () => {
+    expect(explainExit({ ...how, upload: false }, { code: 127, signal: null }, 'x')).toMatch(
+      /helper command was not found/,
+    );
+  });
+  it('exit 255 of an external ssh is an ssh failure', () => {
+    expect(
+      explainExit({ ...how, external: true }, { code: 255, signal: null }, 'Connection refused'),
+    ).toBe('ssh failed (exit 255): Connection refused');
+  });
+  it('auto means direct unless -e or --helper-cmd', () => {
+    const c = (p: Partial<Config>): Config =>
+      ({ transport: 'auto', sshCmd: null, helperCmd: null, ...p }) as Config;
+    expect(usesHelper(c({}))).toBe(false);
+    expect(usesHelper(c({ sshCmd: 'ssh' }))).toBe(true);
+    expect(usesHelper(c({ helperCmd: 'x' }))).toBe(true);
+    expect(usesHelper(c({ transport: 'helper' }))).toBe(true);
+    expect(usesHelper(c({ transport: 'direct', sshCmd: 'ssh' }))).toBe(false);
+  });
+});
