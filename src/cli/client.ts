@@ -85,7 +85,9 @@ const resolveRules = async (
 
 /** Listen addresses: `-l` entries, or 127.0.0.1 (and ::1 when IPv6 is captured). */
 export const listenAddresses = (config: Config, rules: readonly SubnetRule[]): ListenAddr[] => {
-  const wantV6 = !config.disableIpv6 && rules.some((r) => r.family === 6 && !r.exclude);
+  // With -N the server may route IPv6 too: be ready to capture it.
+  const wantV6 =
+    !config.disableIpv6 && (config.autoNets || rules.some((r) => r.family === 6 && !r.exclude));
   const entries = config.listen.length > 0 ? config.listen : [{ ip: null, port: 0 }];
   const out: ListenAddr[] = [];
   for (const l of entries) {
@@ -181,7 +183,7 @@ export const runClient = async (config: Config): Promise<number> => {
       });
       return r;
     },
-    { toNs: config.toNs, dns: dns.nameservers.length > 0 },
+    { toNs: config.toNs, dns: dns.nameservers.length > 0, autoNets: config.autoNets },
   );
   const transport = usesHelper(config)
     ? helperTransportFor(config, { now, streams, log, splitWords: shellWords })

@@ -82,6 +82,8 @@ export const DnsAnswerC = ev('dns.answer', {
   chunk: ChunkC,
 });
 export const DnsFailedC = ev('dns.failed', { id: NonNegInt, reason: t.string });
+/** Subnets learned from the server's routing table (-N), before ssh.up. */
+export const RoutesC = ev('routes', { routes: t.array(SubnetRuleC) });
 export const SshUpC = ev('ssh.up', { server: t.string, excludes: t.array(t.string) });
 export const SshFailedC = ev('ssh.failed', { message: t.string });
 export const SshDownC = ev('ssh.down', { reason: t.string });
@@ -119,6 +121,7 @@ export const EventC = t.union([
   DnsQueryC,
   DnsAnswerC,
   DnsFailedC,
+  RoutesC,
   SshUpC,
   SshFailedC,
   SshDownC,

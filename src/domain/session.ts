@@ -60,6 +60,8 @@ export interface SessionState {
   readonly phase: Phase;
   readonly t: number;
   readonly rules: readonly SubnetRule[];
+  /** From the server's routing table (-N); captured for families we listen on. */
+  readonly routes: readonly SubnetRule[];
   readonly requestedListen: readonly ListenAddr[];
   readonly nameservers: readonly { readonly family: Family; readonly ip: string }[];
   readonly method: string | null;
@@ -83,6 +85,7 @@ export const initialSession: SessionState = {
   phase: 'idle',
   t: 0,
   rules: [],
+  routes: [],
   requestedListen: [],
   nameservers: [],
   method: null,
@@ -145,7 +148,8 @@ const maybeInstall = (s: SessionState): Step => {
   if (s.phase !== 'connecting' || s.server === null) return [s, none];
   if (s.listeners.length < s.requestedListen.length) return [s, none];
   if (s.dnsListeners.length < s.requestedDns.length) return [s, none];
-  const rules = captureRules(s.rules, s.server.excludes, s.listeners);
+  const routes = s.routes.filter((r) => s.listeners.some((l) => l.family === r.family));
+  const rules = captureRules([...s.rules, ...routes], s.server.excludes, s.listeners);
   return [
     { ...s, phase: 'installing' },
     [
@@ -392,6 +396,17 @@ export const reduceSession = (s0: SessionState, e: Event): Step => {
         ...s,
         dnsListeners: [...s.dnsListeners, { family: e.family, ip: e.ip, port: e.port }],
       });
+    case 'routes':
+      return [
+        { ...s, routes: e.routes },
+        [
+          {
+            kind: 'log',
+            level: 'info',
+            msg: `auto-nets: ${e.routes.map((r) => `${r.ip}/${r.width}`).join(', ') || 'no routes'}`,
+          },
+        ],
+      ];
     case 'dns.query':
       return onDnsQuery(s, e);
     case 'dns.answer':

@@ -11,6 +11,8 @@ import { summarizeDns } from '../domain/dns-message.js';
 import type { Event } from '../domain/events.js';
 import type { Endpoint } from '../domain/ports.js';
 import { parseResolvConf } from '../domain/resolv-conf.js';
+import { autoNets, parseIpRoute, parseNetstat } from '../domain/routes.js';
+import type { SubnetRule } from '../domain/subnet.js';
 import { type DnsForwarder, makeDnsForwarder } from './dns-forwarder.js';
 import { execCommand } from './ssh/exec.js';
 import type { StreamsDriver } from './streams-driver.js';
@@ -62,11 +64,35 @@ const remoteResolver = async (
     : right({ ip: first.ip.replace(/%.*$/, ''), port: 53 });
 };
 
+/**
+ * The server's routes for -N, with read-only commands: `ip route` and
+ * `ip -6 route`, or `netstat -rn` where there is no `ip`.
+ */
+const remoteRoutes = async (link: SshLink): Promise<Either<string, SubnetRule[]>> => {
+  const run = async (cmd: string) => {
+    const r = await execCommand(link.client, cmd, { timeoutMs: 15_000 });
+    return isLeft(r) || r.right.code !== 0 ? null : r.right.stdout.toString('utf8');
+  };
+  const v4 = await run('ip route show');
+  const found =
+    v4 !== null
+      ? [...parseIpRoute(v4), ...parseIpRoute((await run('ip -6 route show')) ?? '')]
+      : parseNetstat((await run('netstat -rn')) ?? '');
+  if (v4 === null && found.length === 0) {
+    return left('auto-nets: neither `ip route` nor `netstat -rn` worked on the server');
+  }
+  return right(autoNets(found, link.allServerAddresses));
+};
+
 export const makeDirectTransport = (
   now: () => number,
   streams: StreamsDriver,
   connect: () => Promise<Either<{ readonly message: string }, SshLink>>,
-  opts: { readonly toNs: Endpoint | null; readonly dns: boolean } = { toNs: null, dns: false },
+  opts: {
+    readonly toNs: Endpoint | null;
+    readonly dns: boolean;
+    readonly autoNets: boolean;
+  } = { toNs: null, dns: false, autoNets: false },
 ): DirectTransport => {
   const events = new Subject<Event>();
   let link: SshLink | null = null;
@@ -110,6 +136,14 @@ export const makeDirectTransport = (
     link = result.right;
     // Find the resolver now, so the first captured query does not wait for it.
     if (opts.dns) dns = dnsForwarder(link);
+    if (opts.autoNets) {
+      const routes = await remoteRoutes(link);
+      if (isLeft(routes)) {
+        events.next({ kind: 'ssh.failed', t: now(), message: routes.left });
+        return;
+      }
+      events.next({ kind: 'routes', t: now(), routes: routes.right });
+    }
     void link.closed.then(({ reason }) => {
       if (!closing) events.next({ kind: 'ssh.down', t: now(), reason });
     });

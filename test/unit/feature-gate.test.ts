@@ -15,10 +15,6 @@ const gate = (...args: string[]): string | null => {
 describe('notImplementedYet', () => {
   it.each<[string[], string]>([
     [['-H'], '--auto-hosts'],
-    [['-N'], '--auto-nets'],
-    [['--dns'], '--dns'],
-    [['--ns-hosts', '1.1.1.1'], '--ns-hosts'],
-    [['--to-ns', '1.1.1.1'], '--to-ns'],
     [['--seed-hosts', 'a'], '--seed-hosts'],
     [['--method', 'tproxy'], '--method tproxy'],
     [['--method', 'pf'], '--method pf'],
@@ -46,6 +42,10 @@ describe('notImplementedYet', () => {
     ['--method', 'nat'],
     ['--method', 'auto'],
     ['--disable-ipv6'],
+    ['-N'],
+    ['--dns'],
+    ['--ns-hosts', '1.1.1.1'],
+    ['--dns', '--to-ns', '1.1.1.1'],
     ['-l', '127.0.0.1:0,[::1]:0'],
     ['-l', '127.0.0.2:1234'],
     ['-l', '1234'],

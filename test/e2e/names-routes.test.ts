@@ -1,6 +1,7 @@
 /**
- * DNS through the tunnel (direct transport): the lab client's resolv.conf
- * points at 192.0.2.53, which nothing answers; only captured DNS resolves.
+ * Names and routes through the tunnel (direct transport): the lab client's
+ * resolv.conf points at 192.0.2.53, which nothing answers, so only captured
+ * DNS resolves; and -N learns the target network from the server's routes.
  */
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +16,7 @@ const exitOf = (child: ChildProcess): Promise<number | null> =>
     ? Promise.resolve(child.exitCode)
     : new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 
-describeLab('DNS through the direct transport', (lab: LabHandle) => {
+describeLab('DNS and auto-nets through the direct transport', (lab: LabHandle) => {
   const running = new Set<ChildProcess>();
   afterEach(async () => {
     for (const child of running) {
@@ -41,7 +42,6 @@ describeLab('DNS through the direct transport', (lab: LabHandle) => {
       '-r',
       `root@${lab.env.serverIp}`,
       ...args,
-      lab.env.targetNet,
     ]);
     running.add(child);
     const out = outputOf(child);
@@ -50,7 +50,7 @@ describeLab('DNS through the direct transport', (lab: LabHandle) => {
       () => out.stderr.includes('Connected to server.') || undefined,
       20_000,
     );
-    return child;
+    return out;
   };
   const dig = async (name: string, server?: string) =>
     (
@@ -64,7 +64,7 @@ describeLab('DNS through the direct transport', (lab: LabHandle) => {
 
   it('--dns answers getent and dig, and 500 concurrent queries (after a junk datagram)', async () => {
     expect(await dig('web.lab.test')).not.toBe('203.0.113.2');
-    await start(['--dns']);
+    await start(['--dns', lab.env.targetNet]);
     const getent = await lab.inClient(['getent', 'ahostsv4', 'web.lab.test'], {
       timeoutMs: 10_000,
     });
@@ -91,7 +91,7 @@ describeLab('DNS through the direct transport', (lab: LabHandle) => {
       '--address=/web.lab.test/203.0.113.99',
     ]);
     try {
-      await start(['--dns', '--to-ns', '203.0.113.2:5353']);
+      await start(['--dns', '--to-ns', '203.0.113.2:5353', lab.env.targetNet]);
       expect(await dig('web.lab.test')).toBe('203.0.113.99');
     } finally {
       other.kill();
@@ -99,8 +99,17 @@ describeLab('DNS through the direct transport', (lab: LabHandle) => {
   });
 
   it('--ns-hosts captures only the servers it lists', async () => {
-    await start(['--ns-hosts', '192.0.2.54']);
+    await start(['--ns-hosts', '192.0.2.54', lab.env.targetNet]);
     expect(await dig('web.lab.test', '192.0.2.54')).toBe('203.0.113.2');
     expect(await dig('web.lab.test', '192.0.2.53')).not.toBe('203.0.113.2');
+  });
+
+  it('-N with no subnets reaches the target network over IPv4 and IPv6', async () => {
+    const out = await start(['-N']);
+    expect((await lab.curl(`http://${lab.env.targetIp}/`)).stdout).toBe('hello from lab\n');
+    expect((await lab.curl(`http://[${lab.env.vars.LAB_TARGET_IP6}]/`)).stdout).toBe(
+      'hello from lab\n',
+    );
+    expect(out.stderr).toMatch(/auto-nets: .*203\.0\.113\.0\/24/);
   });
 });
