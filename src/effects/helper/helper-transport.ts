@@ -159,7 +159,8 @@ export const makeHelperTransport = (
         void finish(c.reason);
         return;
       case 'log':
-        opts.log(c.level, c.msg);
+        // Before the banner, the reason the stream ended is told by `finish` in one line.
+        opts.log(!up && c.level === 'error' ? 'debug' : c.level, c.msg);
         return;
       case 'connect':
       case 'allocated':

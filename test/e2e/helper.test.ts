@@ -1,0 +1,192 @@
+/**
+ * The helper transport end to end: the built CLI in the lab's client
+ * namespace, the real sshd on the server, the helper uploaded to the
+ * server's node (or a stock sshuttle server), real traffic to the target.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeAll, expect, it } from 'vitest';
+import { describeLab, type LabHandle, outputOf, spawnInNs, waitFor } from './lab.js';
+
+const CLI = fileURLToPath(new URL('../../bin/sshuttle-ts', import.meta.url));
+const CHECK = fileURLToPath(new URL('./fixtures/tcp-check.mjs', import.meta.url));
+const STOCK_SERVER =
+  "/usr/bin/python3 -c 'import sshuttle.server as s; s.main(True, 32768, False, None, False)'";
+
+interface Tunnel {
+  readonly child: ChildProcess;
+  readonly out: { readonly stdout: string; readonly stderr: string };
+}
+
+const exitOf = (child: ChildProcess): Promise<number | null> =>
+  child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve(child.exitCode)
+    : new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+
+describeLab('helper transport', (lab: LabHandle) => {
+  const running = new Set<ChildProcess>();
+  beforeAll(async () => {
+    // An echo server that honours half-close (see tunnel.test.ts).
+    const echo = spawnInNs(lab.env.targetNs, [process.execPath, CHECK, 'serve', '::', '7007']);
+    const out = outputOf(echo);
+    await waitFor('echo server', () => out.stdout.includes('listening') || undefined);
+  });
+  afterEach(async () => {
+    for (const child of running) {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+        process.kill(child.pid, 'SIGTERM');
+        await exitOf(child);
+      }
+    }
+    running.clear();
+    await waitFor(
+      'rules removed after the test',
+      async () => (await lab.countOurRules()) === 0 || undefined,
+      5_000,
+    );
+  });
+  /** The CLI with `transport` args, then `-r root@server` and `args`. */
+  const start = (transport: readonly string[], args: readonly string[]): Tunnel => {
+    const child = lab.spawnInClient([
+      process.execPath,
+      CLI,
+      ...transport,
+      '-r',
+      `root@${lab.env.serverIp}`,
+      ...args,
+    ]);
+    running.add(child);
+    return { child, out: outputOf(child) };
+  };
+  const connected = (t: Tunnel) =>
+    waitFor(
+      `tunnel up (${t.out.stderr.slice(-600)})`,
+      () => t.out.stderr.includes('Connected to server.') || undefined,
+      30_000,
+    );
+  const stop = async (t: Tunnel, signal: NodeJS.Signals = 'SIGTERM') => {
+    if (t.child.pid !== undefined) process.kill(t.child.pid, signal);
+    return exitOf(t.child);
+  };
+  const rulesGoneWithin = (ms: number) =>
+    waitFor(
+      'all our rules removed',
+      async () => (await lab.countOurRules()) === 0 || undefined,
+      ms,
+      50,
+    );
+  const check = async (args: readonly string[]) => {
+    const r = await lab.inClient([process.execPath, CHECK, ...args], { timeoutMs: 180_000 });
+    expect(r.code, r.stderr).toBe(0);
+    return JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}');
+  };
+  const download = async (path: string, bytes: number, maxTimeS: number) => {
+    const expected = createHash('sha256').update(Buffer.alloc(bytes, 'x')).digest('hex');
+    const dl = await lab.inClient(
+      ['sh', '-c', `curl -sS --max-time ${maxTimeS} http://${lab.env.targetIp}${path} | sha256sum`],
+      { timeoutMs: (maxTimeS + 10) * 1000 },
+    );
+    expect(dl.stdout.split(' ')[0], dl.stderr).toBe(expected);
+  };
+  const upload = async (bytes: number) => {
+    const sink = spawnInNs(lab.env.targetNs, [
+      'sh',
+      '-c',
+      'socat -u TCP-LISTEN:9001,reuseaddr STDOUT | sha256sum',
+    ]);
+    const sinkOut = outputOf(sink);
+    await waitFor('sink listening', async () => {
+      const r = await lab.inTarget(['sh', '-c', 'ss -ltn | grep -q ":9001 "']);
+      return r.code === 0 || undefined;
+    });
+    const sent = await check(['send', lab.env.targetIp, '9001', String(bytes)]);
+    await exitOf(sink);
+    expect(sinkOut.stdout.split(' ')[0]).toBe(sent.sha256);
+  };
+  const both = () => [lab.env.targetNet, lab.env.vars.LAB_TARGET_NET6 ?? ''];
+
+  /** The core of the direct-transport suite, over some route to the helper. */
+  const core = async (t: Tunnel, load: { big: number; conns: number; each: number }) => {
+    await connected(t);
+    expect((await lab.curl(`http://${lab.env.targetIp}/`)).stdout).toBe('hello from lab\n');
+    expect((await lab.curl(`http://[${lab.env.vars.LAB_TARGET_IP6}]/`)).stdout).toBe(
+      'hello from lab\n',
+    );
+    await download(load.big === 100 ? '/bytes/100m' : '/bytes/1m', load.big * 1024 * 1024, 90);
+    await upload(load.big * 1024 * 1024);
+    const many = await check([
+      'echo',
+      lab.env.targetIp,
+      '7007',
+      String(load.each),
+      String(load.conns),
+    ]);
+    expect(many).toMatchObject({ conns: load.conns, ok: load.conns });
+    // A closed port: an accepted connection that closes at once (sshuttle's way).
+    const closed = await check(['connect', lab.env.targetIp, '81']);
+    expect(closed.hung).toBeUndefined();
+    expect(closed.bytes).toBe(0);
+    expect(closed.ms).toBeLessThan(2_000);
+    expect(await lab.countOurRules()).toBeGreaterThan(0);
+    expect(await stop(t)).toBe(0);
+    await rulesGoneWithin(2_000);
+  };
+
+  it('--transport helper (uploaded to the server node over ssh2): HTTP v4/v6, 100 MiB both ways, 200 concurrent echoes, rules gone after TERM', async () => {
+    const t = start(['--ssh-config', lab.env.sshConfig, '--transport', 'helper'], both());
+    await core(t, { big: 100, conns: 200, each: 1024 * 1024 });
+    expect(t.out.stderr).toMatch(/credit mode/);
+  });
+
+  it('-e "ssh -F <lab ssh_config>" (external OpenSSH, auto transport): the same', async () => {
+    const t = start(['-e', `ssh -F ${lab.env.sshConfig}`], both());
+    await core(t, { big: 100, conns: 200, each: 1024 * 1024 });
+    expect(t.out.stderr).toMatch(/credit mode/);
+  });
+
+  it('--helper-cmd runs a stock sshuttle server, and our client speaks its protocol (stock flow control)', async () => {
+    const t = start(['--ssh-config', lab.env.sshConfig, '--helper-cmd', STOCK_SERVER], both());
+    // sshuttle's stop-and-wait moves ~12 MB/s: a lighter load than ours.
+    await core(t, { big: 1, conns: 20, each: 256 * 1024 });
+    expect(t.out.stderr).toMatch(/stock mode/);
+  });
+
+  it('-e with --helper-cmd: a stock sshuttle server through an external ssh', async () => {
+    const t = start(
+      ['-e', `ssh -F ${lab.env.sshConfig}`, '--helper-cmd', STOCK_SERVER],
+      [lab.env.targetNet],
+    );
+    await connected(t);
+    expect((await lab.curl(`http://${lab.env.targetIp}/`)).stdout).toBe('hello from lab\n');
+    await download('/bytes/1m', 1024 * 1024, 30);
+    expect(await stop(t)).toBe(0);
+    await rulesGoneWithin(2_000);
+  });
+
+  it('--node /nonexistent: one clear error that suggests --transport direct, no rule left', async () => {
+    const t = start(
+      ['--ssh-config', lab.env.sshConfig, '--transport', 'helper', '--node', '/nonexistent'],
+      [lab.env.targetNet],
+    );
+    expect(await exitOf(t.child)).not.toBe(0);
+    expect(t.out.stderr).toMatch(/node not found on the server/);
+    expect(t.out.stderr).toMatch(/--transport direct/);
+    expect(await lab.countOurRules()).toBe(0);
+  });
+
+  it('removes every rule within 2 s after SIGKILL of the client (helper transport)', async () => {
+    const t = start(['--ssh-config', lab.env.sshConfig, '--transport', 'helper'], both());
+    await connected(t);
+    expect(await lab.countOurRules()).toBeGreaterThan(0);
+    await stop(t, 'SIGKILL');
+    await rulesGoneWithin(2_000);
+    // The helper notices its stdin is gone and exits.
+    await waitFor(
+      'helper gone from the server',
+      async () =>
+        (await lab.inServer(['pgrep', '-f', 'b=Buffer[.]allocUnsafe'])).code !== 0 || undefined,
+      10_000,
+    );
+  });
+});
