@@ -50,6 +50,7 @@ const route = (c: Command): DriverName => {
       return 'transport';
     case 'fw.start':
     case 'fw.setup':
+    case 'fw.hosts':
       return 'firewall';
     case 'log':
     case 'shutdown':
@@ -183,7 +184,13 @@ export const runClient = async (config: Config): Promise<number> => {
       });
       return r;
     },
-    { toNs: config.toNs, dns: dns.nameservers.length > 0, autoNets: config.autoNets },
+    {
+      toNs: config.toNs,
+      dns: dns.nameservers.length > 0,
+      autoNets: config.autoNets,
+      autoHosts: config.autoHosts,
+      seedHosts: config.seedHosts,
+    },
   );
   const transport = usesHelper(config)
     ? helperTransportFor(config, { now, streams, log, splitWords: shellWords })

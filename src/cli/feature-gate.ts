@@ -10,8 +10,6 @@ const isLoopback = (ip: string): boolean => ipaddr.parse(ip).range() === 'loopba
 
 /** What the user asked for → is it in this config? First hit is reported. */
 const NOT_IMPLEMENTED_YET: readonly (readonly [string, (c: Config) => boolean])[] = [
-  ['--auto-hosts', (c) => c.autoHosts],
-  ['--seed-hosts', (c) => c.seedHosts.length > 0],
   ['--method tproxy', (c) => c.method === 'tproxy'],
   ['--method pf', (c) => c.method === 'pf'],
   ['--method ipfw', (c) => c.method === 'ipfw'],

@@ -12,6 +12,7 @@
  * Unlike upstream it does not relay SIGINT to the client pid from GO (a root
  * process signalling a pid the peer chose); the client notices the exit.
  */
+
 import * as E from 'fp-ts/lib/Either.js';
 import { type Method, MethodC } from '../domain/config.js';
 import {
@@ -32,6 +33,7 @@ import {
   readRequestLine,
 } from '../domain/firewall-protocol.js';
 import type { Family } from '../domain/subnet.js';
+import { writeHosts } from '../effects/firewall/hosts-file.js';
 import { makeLineSplitter } from '../effects/firewall/line-splitter.js';
 import { firewallEnv, type Log, runSteps } from '../effects/firewall/run-steps.js';
 import { selectMethod } from '../effects/firewall/select-method.js';
@@ -182,7 +184,11 @@ const readRequest = async (input: Inputs, log: Log): Promise<E.Either<number, Fi
 };
 
 /** After STARTED: wait for EOF, a signal or a bad line; returns the exit code. */
-const waitForEnd = async (input: Inputs, log: Log): Promise<number> => {
+const waitForEnd = async (
+  input: Inputs,
+  log: Log,
+  onHost: (host: { name: string; ip: string }) => void,
+): Promise<number> => {
   for (;;) {
     const i = await input.next();
     if (i.kind === 'eof') {
@@ -202,8 +208,8 @@ const waitForEnd = async (input: Inputs, log: Log): Promise<number> => {
       log(0, `error: expected a command, ${host.left}`);
       return FATAL;
     }
-    // /etc/hosts editing is a separate feature; accept the line so clients work.
-    log(1, `HOST ${host.right.name} ${host.right.ip} (not written to /etc/hosts)`);
+    log(1, `HOST ${host.right.name} ${host.right.ip}`);
+    onHost(host.right);
   }
 };
 
@@ -291,6 +297,9 @@ export const runFirewall = async (argv: readonly string[]): Promise<number> => {
     }
 
     const touched: Family[] = [];
+    // /etc/hosts lines are tagged with the v6 port if any, else the v4 one (as upstream).
+    const hostsPort = req.right.ports.tcp6 || req.right.ports.tcp4;
+    const hosts = new Map<string, string>();
     let code: number;
     try {
       const installed = await install(method.right, req.right, touched, env, log, input);
@@ -301,11 +310,29 @@ export const runFirewall = async (argv: readonly string[]): Promise<number> => {
       } else {
         log(1, 'rules installed');
         safeWrite(process.stdout, `${encodeStarted()}\n`);
-        code = await waitForEnd(input, log);
+        code = await waitForEnd(input, log, (h) => {
+          hosts.set(h.name, h.ip);
+          try {
+            writeHosts(
+              hostsPort,
+              [...hosts].map(([name, ip]) => ({ name, ip })),
+            );
+          } catch (e) {
+            log(0, `error writing /etc/hosts: ${String(e)}`);
+          }
+        });
       }
     } catch (e) {
       log(0, `error: ${String(e)}`);
       code = FATAL;
+    }
+    if (hosts.size > 0) {
+      try {
+        writeHosts(hostsPort, []);
+        log(1, 'our /etc/hosts lines removed');
+      } catch (e) {
+        log(0, `error restoring /etc/hosts: ${String(e)}`);
+      }
     }
     const restored = await restore(method.right, req.right, touched, env, log);
     log(1, restored ? 'rules removed' : 'some rules could not be removed');

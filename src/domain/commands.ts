@@ -45,6 +45,11 @@ export type Command =
       readonly src: Endpoint;
       readonly dst: Endpoint;
     }
+  /** Add names to the local /etc/hosts (the firewall helper owns the file). */
+  | {
+      readonly kind: 'fw.hosts';
+      readonly entries: readonly { readonly name: string; readonly ip: string }[];
+    }
   /** Send a DNS request through the tunnel; the answer comes back as an event. */
   | { readonly kind: 'dns.forward'; readonly id: number; readonly chunk: Buffer }
   /** Answer the application that asked, from the DNS listener of `family`. */

@@ -84,6 +84,8 @@ export const DnsAnswerC = ev('dns.answer', {
 export const DnsFailedC = ev('dns.failed', { id: NonNegInt, reason: t.string });
 /** Subnets learned from the server's routing table (-N), before ssh.up. */
 export const RoutesC = ev('routes', { routes: t.array(SubnetRuleC) });
+/** Host names learned on the server (-H, --seed-hosts). */
+export const HostsC = ev('hosts', { entries: t.array(t.type({ name: t.string, ip: t.string })) });
 export const SshUpC = ev('ssh.up', { server: t.string, excludes: t.array(t.string) });
 export const SshFailedC = ev('ssh.failed', { message: t.string });
 export const SshDownC = ev('ssh.down', { reason: t.string });
@@ -122,6 +124,7 @@ export const EventC = t.union([
   DnsAnswerC,
   DnsFailedC,
   RoutesC,
+  HostsC,
   SshUpC,
   SshFailedC,
   SshDownC,

@@ -222,7 +222,7 @@ export const decodeHost = (line: string): E.Either<string, HostEntry> =>
         E.chain(([name = '', ip = '']) =>
           !HOSTNAME.test(name)
             ? E.left(`bad host name ${JSON.stringify(name.slice(0, 80))}`)
-            : !isIpLiteral(4, ip)
+            : !isIpLiteral(4, ip) && !isIpLiteral(6, ip)
               ? E.left(`bad host IP ${JSON.stringify(ip)}`)
               : E.right({ name, ip }),
         ),

@@ -62,6 +62,8 @@ export interface SessionState {
   readonly rules: readonly SubnetRule[];
   /** From the server's routing table (-N); captured for families we listen on. */
   readonly routes: readonly SubnetRule[];
+  /** Names learned on the server (-H), in the order learned. */
+  readonly hosts: readonly { readonly name: string; readonly ip: string }[];
   readonly requestedListen: readonly ListenAddr[];
   readonly nameservers: readonly { readonly family: Family; readonly ip: string }[];
   readonly method: string | null;
@@ -86,6 +88,7 @@ export const initialSession: SessionState = {
   t: 0,
   rules: [],
   routes: [],
+  hosts: [],
   requestedListen: [],
   nameservers: [],
   method: null,
@@ -419,9 +422,29 @@ export const reduceSession = (s0: SessionState, e: Event): Step => {
       return s.phase === 'installing'
         ? [
             { ...s, phase: 'running' },
-            [{ kind: 'log', level: 'info', msg: 'Connected to server.' }],
+            [
+              { kind: 'log', level: 'info', msg: 'Connected to server.' },
+              ...(s.hosts.length > 0 ? [{ kind: 'fw.hosts' as const, entries: s.hosts }] : []),
+            ],
           ]
         : [s, none];
+    case 'hosts': {
+      const fresh = e.entries.filter(
+        (h) => !s.hosts.some((o) => o.name === h.name && o.ip === h.ip),
+      );
+      if (fresh.length === 0) return [s, none];
+      // Before the helper is running the names wait in state; fw.started sends them.
+      return [
+        {
+          ...s,
+          hosts: [...s.hosts.filter((o) => !fresh.some((h) => h.name === o.name)), ...fresh],
+        },
+        [
+          ...(s.phase === 'running' ? [{ kind: 'fw.hosts' as const, entries: fresh }] : []),
+          { kind: 'log', level: 'debug', msg: `auto-hosts: ${fresh.length} new names` },
+        ],
+      ];
+    }
     case 'fw.failed':
       return shutdown(s, EXIT_FATAL, `firewall: ${e.message}`);
     case 'listen.failed':

@@ -9,6 +9,7 @@ import type { Client, ClientChannel } from 'ssh2';
 import type { Command } from '../domain/commands.js';
 import { summarizeDns } from '../domain/dns-message.js';
 import type { Event } from '../domain/events.js';
+import { type HostName, parseHostsText } from '../domain/hosts-file.js';
 import type { Endpoint } from '../domain/ports.js';
 import { parseResolvConf } from '../domain/resolv-conf.js';
 import { autoNets, parseIpRoute, parseNetstat } from '../domain/routes.js';
@@ -84,6 +85,30 @@ const remoteRoutes = async (link: SshLink): Promise<Either<string, SubnetRule[]>
   return right(autoNets(found, link.allServerAddresses));
 };
 
+/** How often -H looks at the server's names again. */
+const HOSTS_REFRESH_MS = 60_000;
+
+/**
+ * Names for -H and --seed-hosts, with read-only commands: the server's
+ * /etc/hosts (with -H) and its resolver's answers for the seeds.
+ */
+const remoteHosts = async (
+  link: SshLink,
+  all: boolean,
+  seeds: readonly string[],
+): Promise<HostName[]> => {
+  const run = async (cmd: string): Promise<string> => {
+    const r = await execCommand(link.client, cmd, { timeoutMs: 15_000 });
+    return isLeft(r) ? '' : r.right.stdout.toString('utf8');
+  };
+  const quoted = seeds.filter((h) => /^[-A-Za-z0-9_.:]+$/.test(h));
+  const texts = [
+    all ? await run('cat /etc/hosts') : '',
+    quoted.length > 0 ? await run(`getent hosts ${quoted.join(' ')}`) : '',
+  ];
+  return texts.flatMap(parseHostsText);
+};
+
 export const makeDirectTransport = (
   now: () => number,
   streams: StreamsDriver,
@@ -92,7 +117,9 @@ export const makeDirectTransport = (
     readonly toNs: Endpoint | null;
     readonly dns: boolean;
     readonly autoNets: boolean;
-  } = { toNs: null, dns: false, autoNets: false },
+    readonly autoHosts: boolean;
+    readonly seedHosts: readonly string[];
+  } = { toNs: null, dns: false, autoNets: false, autoHosts: false, seedHosts: [] },
 ): DirectTransport => {
   const events = new Subject<Event>();
   let link: SshLink | null = null;
@@ -143,6 +170,16 @@ export const makeDirectTransport = (
         return;
       }
       events.next({ kind: 'routes', t: now(), routes: routes.right });
+    }
+    if (opts.autoHosts || opts.seedHosts.length > 0) {
+      const learn = async (l: SshLink): Promise<void> => {
+        const entries = await remoteHosts(l, opts.autoHosts, opts.seedHosts);
+        if (!closing) events.next({ kind: 'hosts', t: now(), entries });
+      };
+      void learn(link);
+      const again = setInterval(() => link !== null && void learn(link), HOSTS_REFRESH_MS);
+      again.unref();
+      void link.closed.then(() => clearInterval(again));
     }
     void link.closed.then(({ reason }) => {
       if (!closing) events.next({ kind: 'ssh.down', t: now(), reason });

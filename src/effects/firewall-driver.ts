@@ -79,6 +79,7 @@ export const makeFirewallDriver = (
         next: (c) => {
           if (c.kind === 'fw.start') void start();
           else if (c.kind === 'fw.setup') void setup(c);
+          else if (c.kind === 'fw.hosts') for (const h of c.entries) handle?.addHost(h);
         },
       });
       return events.asObservable();

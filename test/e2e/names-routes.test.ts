@@ -112,4 +112,38 @@ describeLab('DNS and auto-nets through the direct transport', (lab: LabHandle) =
     );
     expect(out.stderr).toMatch(/auto-nets: .*203\.0\.113\.0\/24/);
   });
+
+  const clientHosts = async () => (await lab.inClient(['cat', '/etc/hosts'])).stdout;
+
+  it('-H adds the server names to the local /etc/hosts and removes them on exit', async () => {
+    const before = await clientHosts();
+    await start(['-H', lab.env.targetNet]);
+    await waitFor(
+      'names in /etc/hosts',
+      async () => (await clientHosts()).includes('printer.lab.test') || undefined,
+    );
+    expect((await lab.curl('http://web.lab.test/')).stdout).toBe('hello from lab\n');
+    for (const child of running) process.kill(child.pid ?? 0, 'SIGTERM');
+    await waitFor(
+      'names removed',
+      async () => (await clientHosts()) === before || undefined,
+      3_000,
+    );
+  });
+
+  it('-H lines are removed after SIGKILL of the client too; --seed-hosts alone adds only the seeds', async () => {
+    const before = await clientHosts();
+    await start(['--seed-hosts', 'db.lab.test', lab.env.targetNet]);
+    await waitFor(
+      'seed in /etc/hosts',
+      async () => (await clientHosts()).includes('db.lab.test') || undefined,
+    );
+    expect(await clientHosts()).not.toContain('printer');
+    for (const child of running) process.kill(child.pid ?? 0, 'SIGKILL');
+    await waitFor(
+      'names removed after SIGKILL',
+      async () => (await clientHosts()) === before || undefined,
+      3_000,
+    );
+  });
 });

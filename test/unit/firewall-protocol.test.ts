@@ -123,10 +123,14 @@ describe('the request on the wire', () => {
       right({ name: 'db.example', ip: '10.0.0.5' }),
     );
     expect(encodeHost({ name: 'a-b_c.d', ip: '1.2.3.4' })).toBe('HOST a-b_c.d,1.2.3.4');
+    // IPv6 names too (upstream's hostwatch is IPv4 only; -H here learns both).
+    expect(decodeHost('HOST web.lab.test,2001:db8:2::2')).toEqual(
+      right({ name: 'web.lab.test', ip: '2001:db8:2::2' }),
+    );
     for (const junk of [
       'HOST a b,1.2.3.4',
       'HOST a,1.2.3.4,5',
-      'HOST a,::1',
+      'HOST a,2001:db8::zz',
       'HOST ,1.2.3.4',
       'HOST a\n1.2.3.4 evil,1.2.3.4',
       'HOST a,1.2.3',

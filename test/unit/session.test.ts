@@ -184,3 +184,55 @@ describe('shutdown', () => {
     expect(last).toEqual([]);
   });
 });
+
+describe('auto-hosts and auto-nets', () => {
+  it('holds learned names until the rules are in, then sends only new ones', () => {
+    const hosts: Event = { kind: 'hosts', t: 3, entries: [{ name: 'web', ip: '203.0.113.2' }] };
+    const { commands } = fold([
+      ...startup.slice(0, 4),
+      hosts,
+      startup[4] as Event,
+      hosts,
+      {
+        kind: 'hosts',
+        t: 9,
+        entries: [
+          { name: 'web', ip: '203.0.113.2' },
+          { name: 'db', ip: '203.0.113.5' },
+        ],
+      },
+    ]);
+    expect(commands[4]?.some((c) => c.kind === 'fw.hosts')).toBe(false);
+    expect(commands[5]?.find((c) => c.kind === 'fw.hosts')).toEqual({
+      kind: 'fw.hosts',
+      entries: [{ name: 'web', ip: '203.0.113.2' }],
+    });
+    expect(commands[6]).toEqual([]);
+    expect(commands[7]?.[0]).toEqual({
+      kind: 'fw.hosts',
+      entries: [{ name: 'db', ip: '203.0.113.5' }],
+    });
+  });
+
+  it('captures learned routes of the families it listens on', () => {
+    const { commands } = fold([
+      ...startup.slice(0, 3),
+      {
+        kind: 'routes',
+        t: 3,
+        routes: [
+          { family: 4, ip: '10.0.0.0', width: 8, exclude: false, fport: 0, lport: 0 },
+          { family: 6, ip: '2001:db8:2::', width: 64, exclude: false, fport: 0, lport: 0 },
+        ],
+      },
+      startup[3] as Event,
+    ]);
+    const setup = commands[4]?.find((c) => c.kind === 'fw.setup');
+    expect(setup?.kind === 'fw.setup' && setup.rules.map((r) => `${r.ip}/${r.width}`)).toEqual([
+      '0.0.0.0/0',
+      '10.0.0.0/8',
+      '198.51.100.1/32',
+      '127.0.0.1/32',
+    ]);
+  });
+});
