@@ -35,6 +35,7 @@ import {
 import type { Family } from '../domain/subnet.js';
 import { writeHosts } from '../effects/firewall/hosts-file.js';
 import { makeLineSplitter } from '../effects/firewall/line-splitter.js';
+import { flushResolverCache } from '../effects/firewall/resolver-cache.js';
 import { firewallEnv, type Log, runSteps } from '../effects/firewall/run-steps.js';
 import { selectMethod } from '../effects/firewall/select-method.js';
 
@@ -309,6 +310,7 @@ export const runFirewall = async (argv: readonly string[]): Promise<number> => {
         code = sig !== null ? 128 + (SIGNAL_NUMBERS[sig] ?? 0) : FATAL;
       } else {
         log(1, 'rules installed');
+        if (req.right.nameservers.length > 0) await flushResolverCache(env, log);
         safeWrite(process.stdout, `${encodeStarted()}\n`);
         code = await waitForEnd(input, log, (h) => {
           hosts.set(h.name, h.ip);
@@ -335,6 +337,7 @@ export const runFirewall = async (argv: readonly string[]): Promise<number> => {
       }
     }
     const restored = await restore(method.right, req.right, touched, env, log);
+    if (req.right.nameservers.length > 0) await flushResolverCache(env, log);
     log(1, restored ? 'rules removed' : 'some rules could not be removed');
     return code !== 0 ? code : restored ? 0 : FATAL;
   } finally {

@@ -4,6 +4,9 @@
  * DNS resolves; and -N learns the target network from the server's routes.
  */
 import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, expect, it } from 'vitest';
 import { describeLab, type LabHandle, outputOf, spawnInNs, waitFor } from './lab.js';
@@ -33,16 +36,19 @@ describeLab('DNS and auto-nets through the direct transport', (lab: LabHandle) =
     );
   });
 
-  const start = async (args: readonly string[]) => {
-    const child = lab.spawnInClient([
-      process.execPath,
-      CLI,
-      '--ssh-config',
-      lab.env.sshConfig,
-      '-r',
-      `root@${lab.env.serverIp}`,
-      ...args,
-    ]);
+  const start = async (args: readonly string[], env?: NodeJS.ProcessEnv) => {
+    const child = lab.spawnInClient(
+      [
+        process.execPath,
+        CLI,
+        '--ssh-config',
+        lab.env.sshConfig,
+        '-r',
+        `root@${lab.env.serverIp}`,
+        ...args,
+      ],
+      env === undefined ? {} : { env },
+    );
     running.add(child);
     const out = outputOf(child);
     await waitFor(
@@ -143,6 +149,23 @@ describeLab('DNS and auto-nets through the direct transport', (lab: LabHandle) =
     await waitFor(
       'names removed after SIGKILL',
       async () => (await clientHosts()) === before || undefined,
+      3_000,
+    );
+  });
+
+  it("flushes systemd-resolved's cache when DNS capture starts and stops", async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'resolvectl-'));
+    const marker = join(bin, 'calls');
+    writeFileSync(join(bin, 'resolvectl'), `#!/bin/sh\necho "$@" >> ${marker}\n`, { mode: 0o755 });
+    await start(['--dns', lab.env.targetNet], {
+      ...process.env,
+      PATH: `${bin}:${process.env.PATH}`,
+    });
+    expect(readFileSync(marker, 'utf8')).toBe('flush-caches\n');
+    for (const child of running) process.kill(child.pid ?? 0, 'SIGTERM');
+    await waitFor(
+      'flushed again at stop',
+      () => readFileSync(marker, 'utf8') === 'flush-caches\nflush-caches\n' || undefined,
       3_000,
     );
   });
