@@ -4,16 +4,21 @@
  * stdin/stdout in the server role and opens the real TCP connections.
  *
  * As upstream's server: banner, `PING chicken`, ROUTES (empty), then frames;
- * a failed connect is TCP_STOP_SENDING + TCP_EOF on its channel. With a
+ * a failed connect is TCP_STOP_SENDING + TCP_EOF on its channel; a DNS_REQ
+ * goes over UDP to the server's resolver (or --to-ns), retried on the next
+ * nameserver every 3 s, and its reply comes back as DNS_RESPONSE. With a
  * client of ours the mux negotiates credit mode. Logs go to stderr only.
  *
  * Bundled by scripts/build-helper.mjs into dist/helper.cjs, which calls
  * {@link runHelper} with the words after the loader.
  */
-import { Socket } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { isIP, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
 import { defaultMuxConfig } from '../domain/mux/index.js';
+import { parseResolvConf } from '../domain/resolv-conf.js';
 import { parseHelperArgs } from '../effects/helper/command.js';
 import { type RoleCommand, startMuxDriver } from '../effects/helper/mux-driver.js';
 
@@ -70,6 +75,54 @@ export const runHelper = (argv: readonly string[]): void => {
     sock.connect({ host: c.ip, port: c.port, family });
   };
 
+  /** Where DNS requests go: --to-ns, else the nameservers of /etc/resolv.conf. */
+  const resolvers = (): { ip: string; port: number }[] => {
+    if (opts.toNs !== null && opts.toNs !== undefined) return [opts.toNs];
+    try {
+      const found = parseResolvConf(readFileSync('/etc/resolv.conf', 'utf8'));
+      if (found.length > 0) return found.map((n) => ({ ip: n.ip, port: 53 }));
+    } catch {}
+    return [{ ip: '127.0.0.1', port: 53 }];
+  };
+
+  const dnsRequest = (channel: number, query: Uint8Array): void => {
+    const servers = resolvers();
+    let tries = 0;
+    let timer: NodeJS.Timeout | null = null;
+    let sock: ReturnType<typeof createSocket> | null = null;
+    const done = (): void => {
+      if (timer !== null) clearTimeout(timer);
+      sock?.close();
+      sock = null;
+      mux.dispatch({ kind: 'release', channel });
+    };
+    const attempt = (): void => {
+      if (tries >= 3) {
+        log('debug', `channel ${channel}: DNS request got no answer`);
+        done();
+        return;
+      }
+      const ns = servers[tries % servers.length]!;
+      tries++;
+      sock?.close();
+      const bare = ns.ip.replace(/%.*$/, '');
+      const s = createSocket(isIP(bare) === 6 ? 'udp6' : 'udp4');
+      sock = s;
+      s.on('error', (err) => log('debug', `channel ${channel}: DNS to ${ns.ip}: ${err.message}`));
+      s.on('message', (reply: Buffer) => {
+        if (sock !== s) return;
+        mux.dispatch({
+          kind: 'send',
+          frame: { kind: 'DNS_RESPONSE', channel, data: reply },
+        });
+        done();
+      });
+      s.send(query, ns.port, ns.ip);
+      timer = setTimeout(attempt, 3_000);
+    };
+    attempt();
+  };
+
   const onCommand = (c: RoleCommand): void => {
     switch (c.kind) {
       case 'connect':
@@ -102,7 +155,12 @@ export const runHelper = (argv: readonly string[]): void => {
         return;
       }
       case 'control':
-        log('debug', `${c.frame.kind} on channel ${c.frame.channel}: not supported by this helper`);
+        if (c.frame.kind === 'DNS_REQ') dnsRequest(c.frame.channel, c.frame.data);
+        else
+          log(
+            'debug',
+            `${c.frame.kind} on channel ${c.frame.channel}: not supported by this helper`,
+          );
         return;
       case 'sessionEnd':
         for (const s of sockets.values()) s.destroy();

@@ -164,6 +164,19 @@ describeLab('helper transport', (lab: LabHandle) => {
     await rulesGoneWithin(2_000);
   });
 
+  it('--dns over the helper: DNS_REQ to the server resolver, answers in the client', async () => {
+    const t = start(
+      ['--ssh-config', lab.env.sshConfig, '--transport', 'helper', '--dns'],
+      [lab.env.targetNet],
+    );
+    await connected(t);
+    const r = await lab.inClient(['getent', 'hosts', lab.env.targetName]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/web\.lab\.test/);
+    expect(await stop(t)).toBe(0);
+    await rulesGoneWithin(2_000);
+  });
+
   it('--node /nonexistent: one clear error that suggests --transport direct, no rule left', async () => {
     const t = start(
       ['--ssh-config', lab.env.sshConfig, '--transport', 'helper', '--node', '/nonexistent'],

@@ -122,12 +122,15 @@ describe('shell quoting and the upload command', () => {
   });
 
   it('helper options round-trip through the command line', () => {
-    const o = { verbose: 3, latencyControl: false, latencyBufferSize: 1000 };
+    const o = { verbose: 3, latencyControl: false, latencyBufferSize: 1000, toNs: null };
     expect(parseHelperArgs(['ignored', ...helperArgs(o)])).toEqual(o);
+    const ns = { ...o, toNs: { ip: '2001:db8::53', port: 5353 } };
+    expect(parseHelperArgs(helperArgs(ns))).toEqual(ns);
     expect(parseHelperArgs([])).toEqual({
       verbose: 0,
       latencyControl: true,
       latencyBufferSize: 32768,
+      toNs: null,
     });
   });
 });

@@ -6,6 +6,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -37,7 +38,12 @@ interface Harness {
   readonly next: (kind: Event['kind'], pred?: (e: Event) => boolean) => Promise<Event>;
 }
 
-const harness = (opts: { helperCmd?: string; node?: string; offerCredit?: boolean }): Harness => {
+const harness = (opts: {
+  helperCmd?: string;
+  node?: string;
+  offerCredit?: boolean;
+  toNs?: { ip: string; port: number };
+}): Harness => {
   const events: Event[] = [];
   const streams = new Map<number, Duplex>();
   const logs: string[] = [];
@@ -58,7 +64,12 @@ const harness = (opts: { helperCmd?: string; node?: string; offerCredit?: boolea
         noCmdDelimiter: false,
         helperCmd: opts.helperCmd ?? null,
         node: opts.node ?? process.execPath,
-        helper: { verbose: 0, latencyControl: true, latencyBufferSize: 32768 },
+        helper: {
+          verbose: 0,
+          latencyControl: true,
+          latencyBufferSize: 32768,
+          toNs: opts.toNs ?? null,
+        },
         connectSsh: async () => E.left({ message: 'unused' }),
         log: (level, msg) => logs.push(`${level}: ${msg}`),
         env: process.env,
@@ -179,6 +190,30 @@ describe('helper transport over loopback (uploaded helper)', () => {
     expect(sha(await roundTrip(h, 1, echoPort, d))).toBe(sha(d));
     expect(h.logs.join('\n')).not.toMatch(/credit/);
     h.close();
+  });
+
+  it('DNS_REQ: a query goes to the resolver over UDP and its answer comes back as dns.answer', async () => {
+    const dns = createSocket('udp4');
+    dns.on('message', (q, from) => {
+      const a = Buffer.from(q);
+      a[2] = 0x81; // QR, RD
+      a[3] = 0x83; // RA, NXDOMAIN
+      dns.send(a, from.port, from.address);
+    });
+    await new Promise<void>((r) => dns.bind(0, '127.0.0.1', () => r()));
+    const port = dns.address().port;
+    const h = harness({ toNs: { ip: '127.0.0.1', port } });
+    h.commands.next({ kind: 'ssh.connect' });
+    await h.next('ssh.up');
+    // id 0x1234, RD, one question: example.lab. A IN
+    const query = Buffer.from('123401000001000000000000076578616d706c65036c61620000010001', 'hex');
+    for (const id of [1, 2, 3]) h.commands.next({ kind: 'dns.forward', id, chunk: query });
+    for (const id of [1, 2, 3]) {
+      const a = await h.next('dns.answer', (e) => 'id' in e && e.id === id);
+      expect(a).toMatchObject({ id, rcode: 3, size: query.length });
+    }
+    h.close();
+    dns.close();
   });
 
   it('"node not found" is one clear line that suggests --transport direct', async () => {

@@ -34,12 +34,15 @@ export interface HelperOptions {
   readonly verbose: number;
   readonly latencyControl: boolean;
   readonly latencyBufferSize: number;
+  /** `--to-ns`: where the helper sends DNS requests instead of its resolv.conf's first server. */
+  readonly toNs?: { readonly ip: string; readonly port: number } | null;
 }
 
 export const helperArgs = (o: HelperOptions): string[] => [
   `v=${o.verbose}`,
   `lc=${o.latencyControl ? 1 : 0}`,
   `lbs=${o.latencyBufferSize}`,
+  ...(o.toNs === undefined || o.toNs === null ? [] : [`ns=${o.toNs.ip}@${o.toNs.port}`]),
 ];
 
 /** Parses {@link helperArgs} back (unknown words are ignored). */
@@ -53,10 +56,12 @@ export const parseHelperArgs = (argv: readonly string[]): HelperOptions => {
     const v = Number(kv.get(k));
     return Number.isFinite(v) && kv.has(k) ? v : d;
   };
+  const ns = /^(.+)@(\d+)$/.exec(kv.get('ns') ?? '');
   return {
     verbose: num('v', 0),
     latencyControl: num('lc', 1) !== 0,
     latencyBufferSize: num('lbs', 32768),
+    toNs: ns === null ? null : { ip: ns[1]!, port: Number(ns[2]) },
   };
 };
 

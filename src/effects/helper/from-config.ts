@@ -60,6 +60,7 @@ export const helperTransportFor = (
           verbose: config.verbose,
           latencyControl: config.latencyControl,
           latencyBufferSize: config.latencyBufferSize,
+          toNs: config.toNs,
         },
         connectSsh: () =>
           connectSsh({

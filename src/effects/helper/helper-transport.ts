@@ -10,6 +10,7 @@
 import { type Either, isLeft } from 'fp-ts/lib/Either.js';
 import { type Observable, Subject } from 'rxjs';
 import type { Command, LogLevel } from '../../domain/commands.js';
+import { summarizeDns } from '../../domain/dns-message.js';
 import type { Event } from '../../domain/events.js';
 import { AF_INET, AF_INET6, type MuxConfig } from '../../domain/mux/index.js';
 import type { StreamsDriver } from '../streams-driver.js';
@@ -38,6 +39,8 @@ export interface HelperTransportOptions {
   readonly log: (level: LogLevel, msg: string) => void;
   /** Give up when no banner has come this long after the start (ms). */
   readonly bannerTimeoutMs?: number;
+  /** A DNS request with no DNS_RESPONSE after this long fails (ms; sshuttle: 30 s). */
+  readonly dnsTimeoutMs?: number;
 }
 
 export interface HelperTransport {
@@ -68,6 +71,27 @@ export const makeHelperTransport = (
   let over = false;
   let closing = false;
   let bannerTimer: NodeJS.Timeout | null = null;
+  /** DNS requests: session query id -> its datagram channel (once allocated) and timer. */
+  const dnsQueries = new Map<
+    number,
+    { chunk: Buffer; channel: number | null; timer: NodeJS.Timeout }
+  >();
+  const dnsByChannel = new Map<number, number>();
+
+  const dnsDone = (id: number): { chunk: Buffer; channel: number | null } | undefined => {
+    const q = dnsQueries.get(id);
+    if (q === undefined) return undefined;
+    dnsQueries.delete(id);
+    clearTimeout(q.timer);
+    if (q.channel !== null) {
+      dnsByChannel.delete(q.channel);
+      mux?.dispatch({ kind: 'release', channel: q.channel });
+    }
+    return q;
+  };
+  const dnsFail = (id: number, reason: string): void => {
+    if (dnsDone(id) !== undefined) events.next({ kind: 'dns.failed', t: now(), id, reason });
+  };
 
   /** The transport is finished: report it once (failed before the banner, down after). */
   const finish = async (reason: string): Promise<void> => {
@@ -75,6 +99,7 @@ export const makeHelperTransport = (
     over = true;
     if (bannerTimer !== null) clearTimeout(bannerTimer);
     mux?.stop();
+    for (const id of [...dnsQueries.keys()]) dnsFail(id, reason);
     for (const d of channels.values()) d.abortLocal(reason);
     channels.clear();
     const l = link;
@@ -150,8 +175,38 @@ export const makeHelperTransport = (
         d?.closeLocal();
         return;
       }
+      case 'allocated': {
+        const q = dnsQueries.get(c.ref);
+        if (q === undefined) {
+          mux?.dispatch({ kind: 'release', channel: c.channel });
+          return;
+        }
+        q.channel = c.channel;
+        dnsByChannel.set(c.channel, c.ref);
+        mux?.dispatch({
+          kind: 'send',
+          frame: { kind: 'DNS_REQ', channel: c.channel, data: q.chunk },
+        });
+        return;
+      }
+      case 'allocateFailed':
+        dnsFail(c.ref, c.reason);
+        return;
       case 'control':
-        if (c.frame.kind === 'ROUTES') {
+        if (c.frame.kind === 'DNS_RESPONSE') {
+          const id = dnsByChannel.get(c.frame.channel);
+          if (id === undefined || dnsDone(id) === undefined) return;
+          const answer = Buffer.from(c.frame.data);
+          const a = summarizeDns(answer);
+          events.next({
+            kind: 'dns.answer',
+            t: now(),
+            id,
+            rcode: a._tag === 'Right' ? a.right.rcode : 0,
+            size: answer.length,
+            chunk: answer,
+          });
+        } else if (c.frame.kind === 'ROUTES') {
           opts.log('debug', `helper: ROUTES with ${c.frame.routes.length} routes`);
         } else opts.log('debug', `helper: ${c.frame.kind} ignored (not supported yet)`);
         return;
@@ -163,8 +218,6 @@ export const makeHelperTransport = (
         opts.log(!up && c.level === 'error' ? 'debug' : c.level, c.msg);
         return;
       case 'connect':
-      case 'allocated':
-      case 'allocateFailed':
         return;
     }
   };
@@ -218,12 +271,28 @@ export const makeHelperTransport = (
     });
   };
 
+  const forwardDns = (c: Extract<Command, { kind: 'dns.forward' }>): void => {
+    if (mux === null || !up || over) {
+      events.next({ kind: 'dns.failed', t: now(), id: c.id, reason: 'not connected' });
+      return;
+    }
+    if (dnsQueries.has(c.id)) return;
+    const timer = setTimeout(
+      () => dnsFail(c.id, 'no answer from the server'),
+      opts.dnsTimeoutMs ?? 30_000,
+    );
+    timer.unref();
+    dnsQueries.set(c.id, { chunk: c.chunk, channel: null, timer });
+    mux.dispatch({ kind: 'allocate', ref: c.id });
+  };
+
   return {
     driver: (commands) => {
       commands.subscribe({
         next: (c) => {
           if (c.kind === 'ssh.connect') void onConnect();
           else if (c.kind === 'chan.open') open(c);
+          else if (c.kind === 'dns.forward') forwardDns(c);
         },
       });
       return events.asObservable();
