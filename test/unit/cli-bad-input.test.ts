@@ -193,7 +193,7 @@ const CASES: readonly Case[] = [
   c('replay without a file', ['replay'], 'replay: missing FILE'),
   c('bad SSHUTTLE_ARGS quoting', [...R, '0/0'], 'SSHUTTLE_ARGS', { SSHUTTLE_ARGS: '-e "ssh' }),
   c('bad subnet from SSHUTTLE_ARGS', [...R], '"1.2.3.4:0"', { SSHUTTLE_ARGS: '1.2.3.4:0' }),
-  c('feature not landed yet', [...R, '0/0', '--dns'], '--dns is not implemented yet'),
+  c('feature not landed yet', [...R, '0/0', '--syslog'], '--syslog is not implemented yet'),
   c('router mode not landed yet', [...R, '0/0', '-l', '0.0.0.0:0'], 'router mode'),
 ];
 
@@ -286,12 +286,12 @@ describe('main in-process', () => {
 
   it('a usage error or a gated feature never reaches runClient', async () => {
     const out = captured();
-    await main(['-r', 'h', '10.0.0.0/8', '--dns']);
+    await main(['-r', 'h', '10.0.0.0/8', '--syslog']);
     await main(['-r', 'h', '10.0.0.0/33']);
     expect(runClient).not.toHaveBeenCalled();
     expect(process.exitCode).toBe(2);
     expect(out.stderr).toEqual([
-      'sshuttle-ts: --dns is not implemented yet\n',
+      'sshuttle-ts: --syslog is not implemented yet\n',
       'sshuttle-ts: invalid subnet "10.0.0.0/33": prefix length 33 is out of range for IPv4 (0-32)\n',
     ]);
   });
