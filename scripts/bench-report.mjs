@@ -1,60 +1,39 @@
-// Reads bench-tunnel.sh lines ("LABEL key=value ...") on stdin, prints a
-// table with each figure's ratio to stock sshuttle and to OpenSSH -L, and
-// writes them as JSON to the path given as the first argument.
+// Reads bench-tunnel.sh / bench-extra.sh lines ("LABEL key=value ...", one or
+// more per tunnel and run) on stdin, prints each figure's median (min-max) for
+// every tunnel with the ratios of sshuttle-ts (direct and helper) to stock
+// sshuttle and to OpenSSH -L, and writes:
+//   argv[2]                JSON: raw rows, medians/spreads, the table
+//   argv[3] (optional)     an SVG bar chart
+// Environment: BENCH_NOTE (a line for the chart's subtitle and the JSON).
 import { readFileSync, writeFileSync } from 'node:fs';
+import {
+  aggregate,
+  formatMarkdown,
+  formatTable,
+  parseLines,
+  renderSvg,
+  tableData,
+} from './bench-lib.mjs';
 
-const rows = readFileSync(0, 'utf8')
-  .split('\n')
-  .filter((l) => l.trim() !== '')
-  .map((l) => {
-    const [label, ...pairs] = l.trim().split(/\s+/);
-    const figures = Object.fromEntries(
-      pairs.map((p) => {
-        const [k, v] = p.split('=');
-        const n = Number(v);
-        return [k, v === '' || Number.isNaN(n) ? v : n];
-      }),
-    );
-    return { label, figures };
-  });
-const byLabel = Object.fromEntries(rows.map((r) => [r.label, r.figures]));
-const keys = [
-  'up_MBps',
-  'down_MBps',
-  'http_keepalive_rps',
-  'http_newconn_rps',
-  'p99_newconn_ms',
-  'dl100m_s',
-  'p99_idle_ms',
-  'p99_loaded_ms',
-  'rss_mb',
-  'rules_left',
-];
-const ratio = (a, b) =>
-  typeof a === 'number' && typeof b === 'number' && b !== 0 ? (a / b).toFixed(2) : '-';
-const ours = byLabel['sshuttle-ts'];
-const lines = [];
-lines.push(
-  ['figure', ...rows.map((r) => r.label), 'ts/stock', 'ts/openssh']
-    .map((c) => String(c).padEnd(18))
-    .join(''),
+const [jsonOut = 'bench.json', svgOut] = process.argv.slice(2);
+const rows = parseLines(readFileSync(0, 'utf8'));
+const agg = aggregate(rows);
+const table = tableData(agg);
+const at = new Date().toISOString();
+const runs = Math.max(
+  0,
+  ...Object.values(agg).map((figs) => Math.max(0, ...Object.values(figs).map((f) => f.n ?? 0))),
 );
-for (const k of keys) {
-  const cells = rows.map((r) => r.figures[k] ?? '-');
-  lines.push(
-    [
-      k,
-      ...cells,
-      ratio(ours?.[k], byLabel.sshuttle?.[k]),
-      ratio(ours?.[k], byLabel['openssh-L']?.[k]),
-    ]
-      .map((c) => String(c).padEnd(18))
-      .join(''),
-  );
-}
-console.log(lines.join('\n'));
+const note = process.env.BENCH_NOTE ?? '';
+console.log(formatTable(table));
+console.log('\nmedian (min-max) of each figure; ratios are of medians');
 writeFileSync(
-  process.argv[2] ?? 'bench.json',
-  `${JSON.stringify({ at: new Date().toISOString(), rows }, null, 2)}\n`,
+  jsonOut,
+  `${JSON.stringify({ at, note, runs, rows, aggregate: agg, table, markdown: formatMarkdown(table) }, null, 2)}\n`,
 );
-console.log(`\nwritten: ${process.argv[2]}`);
+console.log(`written: ${jsonOut}`);
+if (svgOut) {
+  const subtitle = `${at.slice(0, 16).replace('T', ' ')} UTC, median of ${runs} run(s), whiskers min-max${note ? `; ${note}` : ''}`;
+  writeFileSync(svgOut, renderSvg(agg, { subtitle }));
+  console.log(`written: ${svgOut}`);
+}
