@@ -67,6 +67,73 @@ export const summarizeDns = (msg: Uint8Array): Either<string, DnsSummary> => {
   return right({ ...base, name: name.right, type: ((msg[pos] ?? 0) << 8) | (msg[pos + 1] ?? 0) });
 };
 
+/** Skips a name at `pos` (labels or a pointer); the offset after it, or -1. */
+const skipName = (msg: Uint8Array, pos: number): number => {
+  for (let guard = 0; pos < msg.length && guard < 128; guard++) {
+    const len = msg[pos] ?? 0;
+    if (len === 0) return pos + 1;
+    if ((len & 0xc0) === 0xc0) return pos + 2 <= msg.length ? pos + 2 : -1;
+    pos += 1 + len;
+  }
+  return -1;
+};
+
+/** Classic DNS over UDP without EDNS allows 512 bytes (RFC 1035 4.2.1). */
+export const CLASSIC_UDP_SIZE = 512;
+
+/**
+ * The largest UDP answer the asker accepts: the payload size of its EDNS
+ * OPT record (RFC 6891), else 512. Anything malformed counts as 512.
+ */
+export const udpAnswerLimit = (query: Uint8Array): number => {
+  if (query.length < HEADER_SIZE) return CLASSIC_UDP_SIZE;
+  const count = (i: number) => ((query[i] ?? 0) << 8) | (query[i + 1] ?? 0);
+  let pos = HEADER_SIZE;
+  for (let q = count(4); q > 0; q--) {
+    pos = skipName(query, pos);
+    if (pos < 0) return CLASSIC_UDP_SIZE;
+    pos += 4;
+  }
+  for (let rr = count(6) + count(8) + count(10); rr > 0 && pos < query.length; rr--) {
+    pos = skipName(query, pos);
+    if (pos < 0 || pos + 10 > query.length) return CLASSIC_UDP_SIZE;
+    const type = count(pos);
+    if (type === 41) return Math.max(CLASSIC_UDP_SIZE, count(pos + 2));
+    pos += 10 + count(pos + 8);
+  }
+  return CLASSIC_UDP_SIZE;
+};
+
+/**
+ * An answer that fits the asker's UDP limit: as it is when it fits, else
+ * its header with TC (truncated) set and only the question, so the asker
+ * retries over TCP (RFC 2181 9). Answers come over TCP here, so they can be
+ * larger than a UDP asker accepts.
+ */
+export const fitUdpAnswer = (answer: Uint8Array, limit: number): Buffer => {
+  if (answer.length <= limit || answer.length < HEADER_SIZE) {
+    return Buffer.isBuffer(answer) ? answer : Buffer.from(answer);
+  }
+  const qdcount = ((answer[4] ?? 0) << 8) | (answer[5] ?? 0);
+  let end = HEADER_SIZE;
+  for (let q = qdcount; q > 0; q--) {
+    const next = skipName(answer, end);
+    if (next < 0 || next + 4 > answer.length) {
+      end = HEADER_SIZE;
+      break;
+    }
+    end = next + 4;
+  }
+  if (end > limit) end = HEADER_SIZE;
+  const out = Buffer.from(answer.subarray(0, end));
+  out[2] = (out[2] ?? 0) | 0x02; // TC
+  if (end === HEADER_SIZE) out.writeUInt16BE(0, 4);
+  out.writeUInt16BE(0, 6);
+  out.writeUInt16BE(0, 8);
+  out.writeUInt16BE(0, 10);
+  return out;
+};
+
 // ---------------------------------------------------------------------------
 // DNS over TCP framing (RFC 1035 4.2.2 / RFC 7766): a 2-byte length prefix
 // ---------------------------------------------------------------------------

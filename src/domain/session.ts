@@ -7,6 +7,7 @@
  */
 import { captureRules, redirectPorts } from './capture.js';
 import type { Command, ListenAddr } from './commands.js';
+import { fitUdpAnswer, udpAnswerLimit } from './dns-message.js';
 import type { Event, EventOf, Side } from './events.js';
 import type { Endpoint } from './ports.js';
 import type { Family, SubnetRule } from './subnet.js';
@@ -41,6 +42,8 @@ export interface PendingDns {
   readonly name: string;
   readonly qtype: number;
   readonly t: number;
+  /** The largest UDP answer the asker takes (EDNS payload size, else 512). */
+  readonly limit: number;
 }
 
 export interface Totals {
@@ -319,7 +322,14 @@ const onDnsQuery = (s: SessionState, e: EventOf<'dns.query'>): Step => {
       ],
     ];
   }
-  const pending = { family: e.family, src: e.src, name: e.name, qtype: e.qtype, t: e.t };
+  const pending = {
+    family: e.family,
+    src: e.src,
+    name: e.name,
+    qtype: e.qtype,
+    t: e.t,
+    limit: udpAnswerLimit(e.chunk),
+  };
   return [
     withDns({ ...s, totals }, e.id, pending),
     [
@@ -336,7 +346,13 @@ const onDnsAnswer = (s: SessionState, e: EventOf<'dns.answer'>): Step => {
   return [
     { ...next, totals: { ...next.totals, dnsAnswered: next.totals.dnsAnswered + 1 } },
     [
-      { kind: 'dns.reply', id: e.id, family: q.family, dst: q.src, chunk: e.chunk },
+      {
+        kind: 'dns.reply',
+        id: e.id,
+        family: q.family,
+        dst: q.src,
+        chunk: fitUdpAnswer(e.chunk, q.limit),
+      },
       {
         kind: 'log',
         level: 'trace',

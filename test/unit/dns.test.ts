@@ -1,7 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { dnsCapture, dnsListenAddresses } from '../../src/domain/dns-capture.js';
-import { frameTcp, readTcpDns, summarizeDns } from '../../src/domain/dns-message.js';
+import {
+  fitUdpAnswer,
+  frameTcp,
+  readTcpDns,
+  summarizeDns,
+  udpAnswerLimit,
+} from '../../src/domain/dns-message.js';
 import type { Event } from '../../src/domain/events.js';
 import { parseResolvConf } from '../../src/domain/resolv-conf.js';
 import { initialSession, reduceSession } from '../../src/domain/session.js';
@@ -74,6 +80,53 @@ describe('DNS messages', () => {
           }
           expect(out.map((b) => [...b])).toEqual(messages.map((m) => [...m]));
           expect(pending.length).toBe(0);
+        },
+      ),
+    );
+  });
+});
+
+describe('answers that came over TCP, going back over UDP', () => {
+  const edns = (size: number) => {
+    const q = query(9, 'big.lab.test');
+    q.writeUInt16BE(1, 10); // one additional record: OPT
+    const opt = Buffer.from([0, 0, 41, 0, 0, 0, 0, 0, 0, 0, 0]);
+    opt.writeUInt16BE(size, 3);
+    return Buffer.concat([q, opt]);
+  };
+
+  it('honours the EDNS payload size, else 512', () => {
+    expect(udpAnswerLimit(query(1, 'a.b'))).toBe(512);
+    expect(udpAnswerLimit(edns(4096))).toBe(4096);
+    expect(udpAnswerLimit(edns(100))).toBe(512);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (junk) => {
+        expect(udpAnswerLimit(junk)).toBeGreaterThanOrEqual(512);
+      }),
+    );
+  });
+
+  it('truncates a too-big answer to its question with TC set, and leaves one that fits alone', () => {
+    const q = query(9, 'big.lab.test');
+    const answer = Buffer.concat([q, Buffer.alloc(600, 1)]);
+    answer.writeUInt16BE(0x8180, 2);
+    answer.writeUInt16BE(20, 6);
+    const cut = fitUdpAnswer(answer, 512);
+    expect(cut.length).toBe(q.length);
+    expect((cut[2] ?? 0) & 0x02).toBe(0x02);
+    expect(summarizeDns(cut)).toMatchObject({
+      right: { id: 9, name: 'big.lab.test', response: true },
+    });
+    expect(cut.readUInt16BE(6)).toBe(0);
+    expect(fitUdpAnswer(answer, 4096)).toBe(answer);
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 1500 }),
+        fc.integer({ min: 512, max: 1400 }),
+        (junk, limit) => {
+          expect(fitUdpAnswer(junk, limit).length).toBeLessThanOrEqual(
+            Math.max(limit, junk.length < 12 ? junk.length : limit),
+          );
         },
       ),
     );
