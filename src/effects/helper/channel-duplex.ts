@@ -134,10 +134,10 @@ export class ChannelDuplex extends Duplex {
     if (this.#ended) this.destroy();
   }
 
-  /** The whole mux session is over. */
-  abortLocal(reason: string): void {
+  /** The whole mux session is over (`null`: we are shutting down on purpose, no error). */
+  abortLocal(reason: string | null): void {
     this.#muxClosed = true;
     this.#release();
-    this.destroy(new Error(reason));
+    this.destroy(reason === null ? undefined : new Error(reason));
   }
 }

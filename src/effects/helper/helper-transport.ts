@@ -100,7 +100,7 @@ export const makeHelperTransport = (
     if (bannerTimer !== null) clearTimeout(bannerTimer);
     mux?.stop();
     for (const id of [...dnsQueries.keys()]) dnsFail(id, reason);
-    for (const d of channels.values()) d.abortLocal(reason);
+    for (const d of channels.values()) d.abortLocal(closing ? null : reason);
     channels.clear();
     const l = link;
     if (l === null) return;
