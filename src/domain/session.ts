@@ -247,7 +247,8 @@ const onData = (s: SessionState, e: EventOf<'data'>): Step => {
       ? { ...s.totals, bytesUp: s.totals.bytesUp + e.size }
       : { ...s.totals, bytesDown: s.totals.bytesDown + e.size };
   const c = s.conns.get(e.id);
-  const next = { ...s, totals };
+  // The hot path: one copy of the state per chunk, carrying the new time too.
+  const next = { ...s, t: e.t, totals };
   if (c === undefined || c.closed[other(e.from)]) return [next, none];
   return [next, [{ kind: 'write', id: e.id, side: other(e.from), chunk: e.chunk }]];
 };
@@ -382,6 +383,7 @@ const onDnsFailed = (s: SessionState, e: EventOf<'dns.failed'>): Step => {
 
 /** Folds one event. Never throws for any well-typed event. */
 export const reduceSession = (s0: SessionState, e: Event): Step => {
+  if (e.kind === 'data') return onData(s0, e);
   const s = e.t === s0.t ? s0 : { ...s0, t: e.t };
   switch (e.kind) {
     case 'start':
@@ -487,8 +489,6 @@ export const reduceSession = (s0: SessionState, e: Event): Step => {
       return onChannelOpen(s, e.id);
     case 'chan.failed':
       return onChannelFailed(s, e);
-    case 'data':
-      return onData(s, e);
     case 'full':
       return onFull(s, e);
     case 'drain':
