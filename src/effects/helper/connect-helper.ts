@@ -85,8 +85,13 @@ export const connectHelper = async (
   const onStderr = (line: string): void => p.log('info', line);
 
   if (p.sshCmd !== null) {
-    const addrs = await resolveServer(p.remote.host);
-    if (E.isLeft(addrs)) return addrs;
+    // The ssh config may know the name (an alias) where the resolver does not: then
+    // nothing is excluded, as sshuttle (the established ssh connection is not redirected).
+    const found = await resolveServer(p.remote.host);
+    if (E.isLeft(found)) {
+      p.log('warn', `${found.left.message}: the ssh server's address is not excluded from capture`);
+    }
+    const addrs = E.isRight(found) && found.right.length > 0 ? found.right : [];
     const argv = sshArgv({
       sshCmd: p.sshCmd,
       user: p.remote.user,
@@ -109,8 +114,8 @@ export const connectHelper = async (
     return E.right({
       proc: proc.right,
       preamble,
-      serverAddress: addrs.right[0]!,
-      allServerAddresses: addrs.right,
+      serverAddress: addrs[0] ?? p.remote.host,
+      allServerAddresses: addrs,
       close: proc.right.kill,
       // The external ssh's exit ends the pipe; the transport watches that.
       closed: new Promise<{ reason: string }>(() => {}),
