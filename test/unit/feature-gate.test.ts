@@ -30,6 +30,9 @@ describe('notImplementedYet', () => {
     [['--wrap', '10'], '--wrap'],
     [['-l', '0.0.0.0:0'], '--listen on a non-loopback address (router mode)'],
     [['-l', '[::]:0'], '--listen on a non-loopback address (router mode)'],
+    [['-N', '--transport', 'helper'], '--auto-nets with the helper transport'],
+    [['-H', '-e', 'ssh'], '--auto-hosts with the helper transport'],
+    [['--seed-hosts', 'a', '--helper-cmd', 'x'], '--seed-hosts with the helper transport'],
   ])('%j is refused as %s', (args, option) => {
     expect(gate(...args)).toBe(`${option} is not implemented yet`);
   });

@@ -12,10 +12,7 @@ import type { StreamsDriver } from '../streams-driver.js';
 import { connectHelper } from './connect-helper.js';
 import { type HelperTransport, makeHelperTransport } from './helper-transport.js';
 
-/** `auto` is the direct transport unless something only the helper can do is asked for. */
-export const usesHelper = (config: Config): boolean =>
-  config.transport === 'helper' ||
-  (config.transport === 'auto' && (config.sshCmd !== null || config.helperCmd !== null));
+export { usesHelper } from '../../domain/transport-choice.js';
 
 /** The client mux: sshuttle's latency control options, `--wrap`. */
 export const clientMuxConfig = (config: Config): MuxConfig => ({

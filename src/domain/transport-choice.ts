@@ -1,0 +1,6 @@
+import type { Config } from './config.js';
+
+/** `auto` is the direct transport unless something only the helper can do is asked for. */
+export const usesHelper = (config: Config): boolean =>
+  config.transport === 'helper' ||
+  (config.transport === 'auto' && (config.sshCmd !== null || config.helperCmd !== null));
