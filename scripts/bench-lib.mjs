@@ -120,12 +120,16 @@ export const fmt = (x) => {
   return x.toFixed(2);
 };
 
-const cell = (f) => {
+/** A figure's median and spread, all three with the median's precision. */
+export const cell = (f) => {
   if (f === undefined) return '-';
   if ('text' in f) return f.text;
-  return f.n > 1 && f.min !== f.max
-    ? `${fmt(f.median)} (${fmt(f.min)}-${fmt(f.max)})`
-    : fmt(f.median);
+  if (!(f.n > 1 && f.min !== f.max)) return fmt(f.median);
+  const a = Math.abs(f.median);
+  const whole = [f.median, f.min, f.max].every(Number.isInteger);
+  const digits = whole || a >= 100 ? 0 : a >= 10 ? 1 : 2;
+  const show = (x) => x.toFixed(digits);
+  return `${show(f.median)} (${show(f.min)}-${show(f.max)})`;
 };
 
 /** Labels present in agg, known tunnels first, then any others. */

@@ -14,6 +14,7 @@ interface BenchLib {
   aggregate(rows: ReturnType<BenchLib['parseLines']>): Agg;
   ratio(a: unknown, b: unknown): number | null;
   fmt(x: unknown): string;
+  cell(f: Figure | undefined): string;
   tableData(agg: Agg): Table;
   formatTable(t: Table): string;
   formatMarkdown(t: Table): string;
@@ -111,6 +112,17 @@ describe('bench report: ratios and table', () => {
     expect(lib.formatMarkdown(t).split('\n')[1]).toBe(
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     );
+  });
+  it('shows a spread with the precision of its median', () => {
+    expect(lib.cell({ median: 37.14, min: 36, max: 50.02, n: 3, values: [] })).toBe(
+      '37.1 (36.0-50.0)',
+    );
+    expect(lib.cell({ median: 146, min: 145.4, max: 153, n: 3, values: [] })).toBe('146 (145-153)');
+    expect(lib.cell({ median: 0.885, min: 0.75, max: 0.95, n: 3, values: [] })).toBe(
+      '0.89 (0.75-0.95)',
+    );
+    expect(lib.cell({ median: 5, min: 5, max: 5, n: 3, values: [] })).toBe('5');
+    expect(lib.cell(undefined)).toBe('-');
   });
   it('rounds to about three significant digits', () => {
     expect([lib.fmt(1234.5), lib.fmt(12.345), lib.fmt(1.2345), lib.fmt(7), lib.fmt(null)]).toEqual([
