@@ -15,6 +15,9 @@ const NOT_IMPLEMENTED_YET: readonly (readonly [string, (c: Config) => boolean])[
   ['--auto-nets with the helper transport', (c) => c.autoNets && usesHelper(c)],
   ['--auto-hosts with the helper transport', (c) => c.autoHosts && usesHelper(c)],
   ['--seed-hosts with the helper transport', (c) => c.seedHosts.length > 0 && usesHelper(c)],
+  // The direct transport is ssh2 in-process: an external ssh or a remote command has no place in it.
+  ['-e/--ssh-cmd with --transport direct', (c) => c.transport === 'direct' && c.sshCmd !== null],
+  ['--helper-cmd with --transport direct', (c) => c.transport === 'direct' && c.helperCmd !== null],
   ['--method tproxy', (c) => c.method === 'tproxy'],
   ['--method pf', (c) => c.method === 'pf'],
   ['--method ipfw', (c) => c.method === 'ipfw'],

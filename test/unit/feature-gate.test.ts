@@ -31,6 +31,8 @@ describe('notImplementedYet', () => {
     [['-l', '0.0.0.0:0'], '--listen on a non-loopback address (router mode)'],
     [['-l', '[::]:0'], '--listen on a non-loopback address (router mode)'],
     [['-N', '--transport', 'helper'], '--auto-nets with the helper transport'],
+    [['--transport', 'direct', '-e', 'ssh'], '-e/--ssh-cmd with --transport direct'],
+    [['--transport', 'direct', '--helper-cmd', 'x'], '--helper-cmd with --transport direct'],
     [['-H', '-e', 'ssh'], '--auto-hosts with the helper transport'],
     [['--seed-hosts', 'a', '--helper-cmd', 'x'], '--seed-hosts with the helper transport'],
   ])('%j is refused as %s', (args, option) => {
