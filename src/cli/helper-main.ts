@@ -3,7 +3,9 @@
  * client, see effects/helper/command.ts), speaks sshuttle's mux on
  * stdin/stdout in the server role and opens the real TCP connections.
  *
- * As upstream's server: banner, `PING chicken`, ROUTES (empty), then frames;
+ * As upstream's server: banner, `PING chicken`, ROUTES (the server's routes
+ * with -N, else empty), then frames; the first HOST_REQ starts hostwatch,
+ * whose names go back as HOST_LIST frames while the session lasts;
  * a failed connect is TCP_STOP_SENDING + TCP_EOF on its channel; a DNS_REQ
  * goes over UDP to the server's resolver (or --to-ns), retried on the next
  * nameserver every 3 s, and its reply comes back as DNS_RESPONSE. With a
@@ -19,8 +21,14 @@ import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
 import { defaultMuxConfig } from '../domain/mux/index.js';
 import { parseResolvConf } from '../domain/resolv-conf.js';
+import { routesToWire } from '../domain/routes.js';
 import { parseHelperArgs } from '../effects/helper/command.js';
 import { type RoleCommand, startMuxDriver } from '../effects/helper/mux-driver.js';
+import {
+  type Hostwatch,
+  serverRoutes,
+  startServerHostwatch,
+} from '../effects/helper/server-names.js';
 
 type Level = 'error' | 'warn' | 'info' | 'debug' | 'trace';
 const RANK: Readonly<Record<Level, number>> = { error: 0, warn: 1, info: 2, debug: 3, trace: 4 };
@@ -49,6 +57,7 @@ export const runHelper = (argv: readonly string[]): void => {
   const input = openFd(0);
   const output = openFd(1);
   const sockets = new Map<number, Socket>();
+  let hostwatch: Hostwatch | null = null;
 
   const connect = (c: Extract<RoleCommand, { kind: 'connect' }>): void => {
     const family = c.family === 2 ? 4 : 6;
@@ -156,13 +165,26 @@ export const runHelper = (argv: readonly string[]): void => {
       }
       case 'control':
         if (c.frame.kind === 'DNS_REQ') dnsRequest(c.frame.channel, c.frame.data);
-        else
+        else if (c.frame.kind === 'HOST_REQ') {
+          // As upstream: the first HOST_REQ starts hostwatch, later ones change nothing.
+          if (hostwatch !== null) return;
+          log('debug', `hostwatch: seeds ${c.frame.hosts.join(' ') || '(none)'}`);
+          hostwatch = startServerHostwatch({
+            seeds: c.frame.hosts,
+            autoHosts: opts.autoHosts === true,
+            emit: (entries) =>
+              mux.dispatch({ kind: 'send', frame: { kind: 'HOST_LIST', channel: 0, entries } }),
+            now,
+            log,
+          });
+        } else
           log(
             'debug',
             `${c.frame.kind} on channel ${c.frame.channel}: not supported by this helper`,
           );
         return;
       case 'sessionEnd':
+        hostwatch?.stop();
         for (const s of sockets.values()) s.destroy();
         sockets.clear();
         mux.stop();
@@ -191,6 +213,20 @@ export const runHelper = (argv: readonly string[]): void => {
     onCommand,
     now,
   });
-  mux.dispatch({ kind: 'send', frame: { kind: 'ROUTES', channel: 0, routes: [] } });
+  // Exactly one ROUTES, right after the start (empty without -N), as upstream's server.
+  const sendRoutes = (routes: Parameters<typeof routesToWire>[0]): void =>
+    mux.dispatch({
+      kind: 'send',
+      frame: { kind: 'ROUTES', channel: 0, routes: routesToWire(routes) },
+    });
+  if (opts.autoNets === true) {
+    void serverRoutes(log).then((routes) => {
+      log(
+        'debug',
+        `auto-nets: ${routes.map((r) => `${r.ip}/${r.width}`).join(' ') || 'no routes'}`,
+      );
+      sendRoutes(routes);
+    });
+  } else sendRoutes([]);
   log('debug', `helper started (node ${process.version}, pid ${process.pid})`);
 };

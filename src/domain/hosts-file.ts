@@ -27,6 +27,25 @@ export const mergeHosts = (text: string, port: number, entries: readonly HostNam
 const LOCAL = /^(127\.|::1$|0\.|255\.|fe80:)/i;
 const NAME = /^[-A-Za-z0-9_.]{1,253}$/;
 
+/** An address worth a hosts line: an IP literal (IPv4 dotted quad), not loopback or link-local. */
+export const isUsableHostIp = (ip: string): boolean =>
+  ipaddr.isValid(ip) &&
+  !LOCAL.test(ip) &&
+  (ip.includes(':') || ipaddr.IPv4.isValidFourPartDecimal(ip));
+
+/** A name worth a hosts line: hosts-file characters only, not localhost. */
+export const isUsableHostName = (name: string): boolean =>
+  NAME.test(name) && !name.startsWith('localhost');
+
+/** Only the entries that may go into /etc/hosts, each once (names from a peer are not trusted). */
+export const usableHosts = (entries: readonly HostName[]): HostName[] =>
+  entries.filter(
+    (e, i) =>
+      isUsableHostName(e.name) &&
+      isUsableHostIp(e.ip) &&
+      entries.findIndex((o) => o.name === e.name && o.ip === e.ip) === i,
+  );
+
 /**
  * Name/address pairs from hosts-file text or `getent hosts` output
  * (`IP NAME [ALIAS...]`), without loopback, localhost or odd names.
@@ -35,10 +54,9 @@ export const parseHostsText = (text: string): HostName[] => {
   const out: HostName[] = [];
   for (const raw of text.split('\n')) {
     const [ip, ...names] = raw.replace(/#.*$/, '').trim().split(/\s+/);
-    if (ip === undefined || !ipaddr.isValid(ip) || LOCAL.test(ip)) continue;
-    if (!ip.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(ip)) continue;
+    if (ip === undefined || !isUsableHostIp(ip)) continue;
     for (const name of names) {
-      if (!NAME.test(name) || name.startsWith('localhost')) continue;
+      if (!isUsableHostName(name)) continue;
       if (!out.some((e) => e.name === name && e.ip === ip)) out.push({ name, ip });
     }
   }

@@ -66,3 +66,53 @@ export const autoNets = (
     .filter((r) => !isNever(r))
     .filter((r) => !serverAddresses.some((a) => ruleCovers(r, a, 0)))
     .filter((r, i, all) => all.findIndex((o) => o.ip === r.ip && o.width === r.width) === i);
+
+// ---------------------------------------------------------------------------
+// the ROUTES frame (helper transport)
+// ---------------------------------------------------------------------------
+
+/** Linux's numeric address families, as sshuttle writes them in ROUTES. */
+const AF_INET = 2;
+const AF_INET6 = 10;
+
+/** One ROUTES line: `"<family>,<ip>,<width>\n"`. */
+export interface WireRoute {
+  readonly family: number;
+  readonly ip: string;
+  readonly width: number;
+}
+
+/** The largest ROUTES payload a frame carries. */
+const MAX_ROUTES_PAYLOAD = 0xffff;
+
+/**
+ * Routes as the server sends them in ROUTES, in order, as many as fit in one
+ * frame (upstream would fail on a routing table that does not fit).
+ */
+export const routesToWire = (routes: readonly SubnetRule[]): WireRoute[] => {
+  const out: WireRoute[] = [];
+  let size = 0;
+  for (const r of routes) {
+    const w = { family: r.family === 4 ? AF_INET : AF_INET6, ip: r.ip, width: r.width };
+    size += `${w.family},${w.ip},${w.width}\n`.length;
+    if (size > MAX_ROUTES_PAYLOAD) break;
+    out.push(w);
+  }
+  return out;
+};
+
+/**
+ * ROUTES lines as capture rules: family 2 is IPv4, any other number IPv6
+ * (upstream's server does the same with a client's family numbers); a line
+ * whose address does not match its family, or whose width does not fit, is
+ * dropped. The address is masked to the width.
+ */
+export const routesFromWire = (routes: readonly WireRoute[]): SubnetRule[] =>
+  routes.flatMap((w) => {
+    if (!ipaddr.isValid(w.ip)) return [];
+    const family = familyOf(w.ip);
+    if ((w.family === AF_INET) !== (family === 4)) return [];
+    if (family === 4 && !ipaddr.IPv4.isValidFourPartDecimal(w.ip)) return [];
+    const r = include(w.ip, w.width);
+    return r === null ? [] : [r];
+  });

@@ -122,15 +122,27 @@ describe('shell quoting and the upload command', () => {
   });
 
   it('helper options round-trip through the command line', () => {
-    const o = { verbose: 3, latencyControl: false, latencyBufferSize: 1000, toNs: null };
+    const o = {
+      verbose: 3,
+      latencyControl: false,
+      latencyBufferSize: 1000,
+      toNs: null,
+      autoNets: false,
+      autoHosts: false,
+    };
     expect(parseHelperArgs(['ignored', ...helperArgs(o)])).toEqual(o);
     const ns = { ...o, toNs: { ip: '2001:db8::53', port: 5353 } };
     expect(parseHelperArgs(helperArgs(ns))).toEqual(ns);
+    const names = { ...o, autoNets: true, autoHosts: true };
+    expect(helperArgs(names)).toContain('an=1');
+    expect(parseHelperArgs(helperArgs(names))).toEqual(names);
     expect(parseHelperArgs([])).toEqual({
       verbose: 0,
       latencyControl: true,
       latencyBufferSize: 32768,
       toNs: null,
+      autoNets: false,
+      autoHosts: false,
     });
   });
 });

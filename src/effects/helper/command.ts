@@ -36,6 +36,10 @@ export interface HelperOptions {
   readonly latencyBufferSize: number;
   /** `--to-ns`: where the helper sends DNS requests instead of its resolv.conf's first server. */
   readonly toNs?: { readonly ip: string; readonly port: number } | null;
+  /** `-N`: the helper sends the server's routes in ROUTES (else an empty ROUTES). */
+  readonly autoNets?: boolean;
+  /** `-H`: HOST_REQ also reads the server's tables, not just the seeds. */
+  readonly autoHosts?: boolean;
 }
 
 export const helperArgs = (o: HelperOptions): string[] => [
@@ -43,6 +47,8 @@ export const helperArgs = (o: HelperOptions): string[] => [
   `lc=${o.latencyControl ? 1 : 0}`,
   `lbs=${o.latencyBufferSize}`,
   ...(o.toNs === undefined || o.toNs === null ? [] : [`ns=${o.toNs.ip}@${o.toNs.port}`]),
+  ...(o.autoNets === true ? ['an=1'] : []),
+  ...(o.autoHosts === true ? ['ah=1'] : []),
 ];
 
 /** Parses {@link helperArgs} back (unknown words are ignored). */
@@ -62,6 +68,8 @@ export const parseHelperArgs = (argv: readonly string[]): HelperOptions => {
     latencyControl: num('lc', 1) !== 0,
     latencyBufferSize: num('lbs', 32768),
     toNs: ns === null ? null : { ip: ns[1]!, port: Number(ns[2]) },
+    autoNets: num('an', 0) !== 0,
+    autoHosts: num('ah', 0) !== 0,
   };
 };
 

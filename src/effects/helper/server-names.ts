@@ -1,0 +1,160 @@
+/**
+ * The server side of -N and -H in the remote helper: the routing table for
+ * ROUTES, and hostwatch (domain/hostwatch.ts) driven with the server's files,
+ * `ip` and its resolver, streaming what it finds as HOST_LIST entries.
+ * Read-only: nothing here changes the server.
+ */
+import { execFile } from 'node:child_process';
+import { lookup, lookupService } from 'node:dns/promises';
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import type { HostName } from '../../domain/hosts-file.js';
+import { parseHostsText } from '../../domain/hosts-file.js';
+import {
+  type HostJob,
+  type HostwatchCommand,
+  type HostwatchEvent,
+  type HostwatchLimits,
+  type HostwatchState,
+  hostListChunks,
+  parseNeighbours,
+  reduceHostwatch,
+  routeGateways,
+  startHostwatch,
+} from '../../domain/hostwatch.js';
+import { autoNets, parseIpRoute, parseNetstat } from '../../domain/routes.js';
+import type { SubnetRule } from '../../domain/subnet.js';
+
+type Log = (level: 'warn' | 'debug', msg: string) => void;
+
+/** stdout of a read-only command, or null when it cannot run or fails. */
+const run = (file: string, args: readonly string[], timeoutMs = 10_000): Promise<string | null> =>
+  new Promise((resolve) => {
+    execFile(
+      file,
+      [...args],
+      { timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024, env: { ...process.env, LC_ALL: 'C' } },
+      (err, stdout) => resolve(err ? null : stdout),
+    );
+  });
+
+/** The server's IPv4 and IPv6 routes worth capturing (`ip route`, else `netstat -rn`). */
+export const serverRoutes = async (log: Log): Promise<SubnetRule[]> => {
+  const v4 = await run('ip', ['route', 'show']);
+  if (v4 !== null) {
+    const v6 = (await run('ip', ['-6', 'route', 'show'])) ?? '';
+    return autoNets([...parseIpRoute(v4), ...parseIpRoute(v6)], []);
+  }
+  const netstat = await run('netstat', ['-rn']);
+  if (netstat === null) {
+    log('warn', 'auto-nets: neither `ip route` nor `netstat -rn` works on the server');
+    return [];
+  }
+  return autoNets(parseNetstat(netstat), []);
+};
+
+const withTimeout = <T>(p: Promise<T>, ms: number, fallback: T): Promise<T> =>
+  new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(fallback), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(fallback);
+      },
+    );
+  });
+
+interface JobResult {
+  readonly found: HostName[];
+  readonly seen: string[];
+}
+
+const NOTHING: JobResult = { found: [], seen: [] };
+
+/** Carries out one hostwatch job. Never rejects. */
+const runJob = async (job: HostJob): Promise<JobResult> => {
+  switch (job.op) {
+    case 'hosts': {
+      const text = await readFile('/etc/hosts', 'utf8').catch(() => '');
+      return { found: parseHostsText(text), seen: [] };
+    }
+    case 'neighbours': {
+      const neigh = await run('ip', ['neigh', 'show']);
+      const table = neigh ?? (await readFile('/proc/net/arp', 'utf8').catch(() => ''));
+      const gateways = [
+        ...routeGateways((await run('ip', ['route', 'show'])) ?? ''),
+        ...routeGateways((await run('ip', ['-6', 'route', 'show'])) ?? ''),
+      ];
+      return { found: [], seen: [...parseNeighbours(table), ...gateways] };
+    }
+    case 'forward': {
+      const addrs = await lookup(job.name, { all: true });
+      return { found: addrs.map((a) => ({ name: job.name, ip: a.address })), seen: [] };
+    }
+    case 'reverse': {
+      const r = await lookupService(job.ip, 0);
+      return r.hostname === job.ip || r.hostname === ''
+        ? NOTHING
+        : { found: [{ name: r.hostname, ip: job.ip }], seen: [] };
+    }
+  }
+};
+
+export interface Hostwatch {
+  readonly stop: () => void;
+}
+
+/**
+ * Starts hostwatch for one HOST_REQ: runs its jobs (ticking every second)
+ * and hands every batch of new names to `emit`, cut to HOST_LIST size.
+ */
+export const startServerHostwatch = (opts: {
+  readonly seeds: readonly string[];
+  readonly autoHosts: boolean;
+  readonly emit: (entries: readonly HostName[]) => void;
+  readonly now: () => number;
+  readonly log: Log;
+  readonly limits?: HostwatchLimits;
+  readonly tickMs?: number;
+  /** A job that takes longer counts as finished with nothing (ms). */
+  readonly jobTimeoutMs?: number;
+}): Hostwatch => {
+  let state: HostwatchState = startHostwatch({
+    seeds: opts.seeds,
+    autoHosts: opts.autoHosts,
+    hostname: opts.autoHosts ? hostname() : null,
+    ...(opts.limits === undefined ? {} : { limits: opts.limits }),
+  });
+  let stopped = false;
+  const dispatch = (e: HostwatchEvent): void => {
+    if (stopped) return;
+    const [next, cmds] = reduceHostwatch(state, e);
+    state = next;
+    for (const c of cmds) execute(c);
+  };
+  const execute = (c: HostwatchCommand): void => {
+    if (c.kind === 'emit') {
+      opts.log('debug', `hostwatch: ${c.entries.map((h) => `${h.name}=${h.ip}`).join(' ')}`);
+      for (const chunk of hostListChunks(c.entries, 60_000)) opts.emit(chunk);
+      return;
+    }
+    void withTimeout(
+      runJob(c.job).catch(() => NOTHING),
+      opts.jobTimeoutMs ?? 15_000,
+      NOTHING,
+    ).then((r) => dispatch({ kind: 'done', key: c.key, found: r.found, seen: r.seen }));
+  };
+  dispatch({ kind: 'tick', t: opts.now() });
+  const timer = setInterval(() => dispatch({ kind: 'tick', t: opts.now() }), opts.tickMs ?? 1000);
+  timer.unref();
+  return {
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
+};
