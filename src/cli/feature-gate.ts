@@ -4,17 +4,12 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { Config } from '../domain/config.js';
-import { usesHelper } from '../domain/transport-choice.js';
 import { DEFAULT_WRAP } from './options-table.js';
 
 const isLoopback = (ip: string): boolean => ipaddr.parse(ip).range() === 'loopback';
 
 /** What the user asked for → is it in this config? First hit is reported. */
 const NOT_IMPLEMENTED_YET: readonly (readonly [string, (c: Config) => boolean])[] = [
-  // The helper transport carries TCP and DNS; -N and -H over it come later.
-  ['--auto-nets with the helper transport', (c) => c.autoNets && usesHelper(c)],
-  ['--auto-hosts with the helper transport', (c) => c.autoHosts && usesHelper(c)],
-  ['--seed-hosts with the helper transport', (c) => c.seedHosts.length > 0 && usesHelper(c)],
   // The direct transport is ssh2 in-process: an external ssh or a remote command has no place in it.
   ['-e/--ssh-cmd with --transport direct', (c) => c.transport === 'direct' && c.sshCmd !== null],
   ['--helper-cmd with --transport direct', (c) => c.transport === 'direct' && c.helperCmd !== null],

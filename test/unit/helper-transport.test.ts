@@ -17,10 +17,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Command } from '../../src/domain/commands.js';
 import type { Event } from '../../src/domain/events.js';
 import { defaultMuxConfig } from '../../src/domain/mux/index.js';
+import { autoNets, parseIpRoute } from '../../src/domain/routes.js';
 import { connectHelper } from '../../src/effects/helper/connect-helper.js';
 import { makeHelperTransport } from '../../src/effects/helper/helper-transport.js';
 import type { StreamsDriver } from '../../src/effects/streams-driver.js';
 
+const FAKE_SERVER = fileURLToPath(new URL('./fixtures/fake-mux-server.mjs', import.meta.url));
 const BUILD = fileURLToPath(new URL('../../scripts/build-helper.mjs', import.meta.url));
 /** `ssh HOST -- CMD` stand-in: runs CMD here. */
 const FAKE_SSH = ['/bin/sh', '-c', 'shift 2; exec /bin/sh -c "$1"', 'fake-ssh'];
@@ -43,6 +45,8 @@ const harness = (opts: {
   node?: string;
   offerCredit?: boolean;
   toNs?: { ip: string; port: number };
+  autoNets?: boolean;
+  hostReq?: string[];
 }): Harness => {
   const events: Event[] = [];
   const streams = new Map<number, Duplex>();
@@ -69,6 +73,7 @@ const harness = (opts: {
           latencyControl: true,
           latencyBufferSize: 32768,
           toNs: opts.toNs ?? null,
+          autoNets: opts.autoNets ?? false,
         },
         connectSsh: async () => E.left({ message: 'unused' }),
         log: (level, msg) => logs.push(`${level}: ${msg}`),
@@ -77,6 +82,8 @@ const harness = (opts: {
     {
       mux: { ...defaultMuxConfig('client'), offerCredit: opts.offerCredit ?? true },
       log: (level, msg) => logs.push(`${level}: ${msg}`),
+      autoNets: opts.autoNets ?? false,
+      hostReq: opts.hostReq ?? null,
     },
   );
   const commands = new Subject<Command>();
@@ -216,6 +223,30 @@ describe('helper transport over loopback (uploaded helper)', () => {
     dns.close();
   });
 
+  it("-N: the helper's ROUTES (this machine's IPv4 and IPv6 routes) come before ssh.up", async () => {
+    const h = harness({ autoNets: true });
+    h.commands.next({ kind: 'ssh.connect' });
+    const up = await h.next('ssh.up');
+    const routes = h.events.find((e) => e.kind === 'routes');
+    expect(h.events.indexOf(routes!)).toBeLessThan(h.events.indexOf(up));
+    const local = (args: string[]) => execFileSync('ip', args, { encoding: 'utf8' });
+    const expected = autoNets(
+      [...parseIpRoute(local(['route', 'show'])), ...parseIpRoute(local(['-6', 'route', 'show']))],
+      'excludes' in up ? up.excludes : [],
+    );
+    expect(expected.length).toBeGreaterThan(0);
+    expect(routes).toMatchObject({ routes: expected });
+    h.close();
+  });
+
+  it('without -N the session is up at the banner and ROUTES is empty', async () => {
+    const h = harness({});
+    h.commands.next({ kind: 'ssh.connect' });
+    await h.next('ssh.up');
+    expect(h.events.some((e) => e.kind === 'routes')).toBe(false);
+    h.close();
+  });
+
   it('"node not found" is one clear line that suggests --transport direct', async () => {
     const h = harness({ node: '/nonexistent/node' });
     h.commands.next({ kind: 'ssh.connect' });
@@ -224,6 +255,46 @@ describe('helper transport over loopback (uploaded helper)', () => {
     expect(msg).toMatch(/^node not found on the server/);
     expect(msg).toContain('--transport direct');
     expect(msg).not.toContain('\n');
+  });
+});
+
+describe('-N and -H client halves against a minimal server (--helper-cmd)', () => {
+  const fake = `${process.execPath} ${FAKE_SERVER}`;
+  it('-N waits for ROUTES, takes IPv4 and IPv6 routes, never loopback', async () => {
+    const h = harness({ helperCmd: fake, autoNets: true });
+    h.commands.next({ kind: 'ssh.connect' });
+    const up = await h.next('ssh.up');
+    const routes = h.events.find((e) => e.kind === 'routes');
+    expect(h.events.indexOf(routes!)).toBeLessThan(h.events.indexOf(up));
+    expect(routes).toMatchObject({
+      routes: [
+        { family: 4, ip: '10.9.0.0', width: 16, exclude: false, fport: 0, lport: 0 },
+        { family: 6, ip: '2001:db8:9::', width: 48, exclude: false, fport: 0, lport: 0 },
+      ],
+    });
+    h.close();
+  });
+
+  it('an empty ROUTES with -N is a warning, and the session still comes up', async () => {
+    const h = harness({ helperCmd: `${fake} ''`, autoNets: true });
+    h.commands.next({ kind: 'ssh.connect' });
+    await h.next('ssh.up');
+    expect(h.events.find((e) => e.kind === 'routes')).toMatchObject({ routes: [] });
+    expect(h.logs.join('\n')).toMatch(/warn: auto-nets: the server sent no routes/);
+    h.close();
+  });
+
+  it('HOST_REQ carries the seeds; HOST_LIST becomes a hosts event without unusable entries', async () => {
+    const h = harness({ helperCmd: fake, hostReq: ['db.lab.test', 'nas'] });
+    h.commands.next({ kind: 'ssh.connect' });
+    const hosts = await h.next('hosts');
+    expect(hosts).toMatchObject({
+      entries: [
+        { name: 'db.lab.test', ip: '10.9.0.1' },
+        { name: 'nas', ip: '10.9.0.2' },
+      ],
+    });
+    h.close();
   });
 });
 
@@ -238,6 +309,24 @@ describe.skipIf(!hasStock)(
       const results = await Promise.all(datas.map((d, i) => roundTrip(h, i + 1, echoPort, d)));
       for (const [i, r] of results.entries()) expect(sha(r)).toBe(sha(datas[i]!));
       expect(h.logs.join('\n')).toMatch(/stock flow control/);
+      h.close();
+    });
+
+    it('-N: its ROUTES (IPv4, auto_nets True) arrive before ssh.up', async () => {
+      const h = harness({
+        helperCmd: STOCK_SERVER.replace('None, False)', 'None, True)'),
+        autoNets: true,
+      });
+      h.commands.next({ kind: 'ssh.connect' });
+      const up = await h.next('ssh.up');
+      const routes = h.events.find((e) => e.kind === 'routes');
+      expect(h.events.indexOf(routes!)).toBeLessThan(h.events.indexOf(up));
+      const v4 = autoNets(
+        parseIpRoute(execFileSync('ip', ['route', 'show'], { encoding: 'utf8' })),
+        'excludes' in up ? up.excludes : [],
+      );
+      expect(v4.length).toBeGreaterThan(0);
+      expect(routes).toMatchObject({ routes: v4 });
       h.close();
     });
   },

@@ -58,6 +58,8 @@ export const helperTransportFor = (
           latencyControl: config.latencyControl,
           latencyBufferSize: config.latencyBufferSize,
           toNs: config.toNs,
+          autoNets: config.autoNets,
+          autoHosts: config.autoHosts,
         },
         connectSsh: () =>
           connectSsh({
@@ -75,6 +77,11 @@ export const helperTransportFor = (
         env: process.env,
       });
     },
-    { mux: clientMuxConfig(config), log: say },
+    {
+      mux: clientMuxConfig(config),
+      log: say,
+      autoNets: config.autoNets,
+      hostReq: config.autoHosts || config.seedHosts.length > 0 ? config.seedHosts : null,
+    },
   );
 };

@@ -12,7 +12,9 @@ import { type Observable, Subject } from 'rxjs';
 import type { Command, LogLevel } from '../../domain/commands.js';
 import { summarizeDns } from '../../domain/dns-message.js';
 import type { Event } from '../../domain/events.js';
+import { usableHosts } from '../../domain/hosts-file.js';
 import { AF_INET, AF_INET6, type MuxConfig } from '../../domain/mux/index.js';
+import { autoNets, routesFromWire } from '../../domain/routes.js';
 import type { StreamsDriver } from '../streams-driver.js';
 import { ChannelDuplex } from './channel-duplex.js';
 import type { HelperExit, HelperProcess } from './launch.js';
@@ -41,6 +43,15 @@ export interface HelperTransportOptions {
   readonly bannerTimeoutMs?: number;
   /** A DNS request with no DNS_RESPONSE after this long fails (ms; sshuttle: 30 s). */
   readonly dnsTimeoutMs?: number;
+  /**
+   * `-N`: the session waits for the server's ROUTES before it is up (so the
+   * rules go in with the routes), as sshuttle's client does.
+   */
+  readonly autoNets?: boolean;
+  /** `-H`/`--seed-hosts`: HOST_REQ with these seeds right after the banner; null = none. */
+  readonly hostReq?: readonly string[] | null;
+  /** How long -N waits for ROUTES after the banner (ms). */
+  readonly routesTimeoutMs?: number;
 }
 
 export interface HelperTransport {
@@ -71,6 +82,8 @@ export const makeHelperTransport = (
   let over = false;
   let closing = false;
   let bannerTimer: NodeJS.Timeout | null = null;
+  /** -N: the banner came, ROUTES has not yet. */
+  let routesTimer: NodeJS.Timeout | null = null;
   /** DNS requests: session query id -> its datagram channel (once allocated) and timer. */
   const dnsQueries = new Map<
     number,
@@ -98,6 +111,7 @@ export const makeHelperTransport = (
     if (over) return;
     over = true;
     if (bannerTimer !== null) clearTimeout(bannerTimer);
+    if (routesTimer !== null) clearTimeout(routesTimer);
     mux?.stop();
     for (const id of [...dnsQueries.keys()]) dnsFail(id, reason);
     for (const d of channels.values()) d.abortLocal(closing ? null : reason);
@@ -125,18 +139,57 @@ export const makeHelperTransport = (
     events.next({ kind: 'ssh.failed', t: now(), message });
   };
 
+  const goUp = (l: HelperLink): void => {
+    up = true;
+    events.next({
+      kind: 'ssh.up',
+      t: now(),
+      server: l.serverAddress,
+      excludes: [...l.allServerAddresses],
+    });
+  };
+
+  /** -N: the server's routes, then the session is up (the rules go in with them). */
+  const onRoutes = (frame: Extract<RoleCommand, { kind: 'control' }>['frame']): void => {
+    if (frame.kind !== 'ROUTES') return;
+    if (routesTimer === null || over || link === null) {
+      opts.log('debug', `helper: ROUTES with ${frame.routes.length} routes`);
+      return;
+    }
+    clearTimeout(routesTimer);
+    routesTimer = null;
+    if (frame.routes.length === 0) {
+      opts.log(
+        'warn',
+        'auto-nets: the server sent no routes (a stock sshuttle server must be started with auto_nets True)',
+      );
+    }
+    const routes = autoNets(routesFromWire(frame.routes), link.allServerAddresses);
+    events.next({ kind: 'routes', t: now(), routes });
+    goUp(link);
+  };
+
   const onCommand = (c: RoleCommand): void => {
     switch (c.kind) {
       case 'banner':
         if (bannerTimer !== null) clearTimeout(bannerTimer);
-        if (up || over || link === null) return;
-        up = true;
-        events.next({
-          kind: 'ssh.up',
-          t: now(),
-          server: link.serverAddress,
-          excludes: [...link.allServerAddresses],
-        });
+        if (up || over || link === null || routesTimer !== null) return;
+        // As sshuttle's client: HOST_REQ right after the banner.
+        if (opts.hostReq !== undefined && opts.hostReq !== null) {
+          mux?.dispatch({
+            kind: 'send',
+            frame: { kind: 'HOST_REQ', channel: 0, hosts: opts.hostReq },
+          });
+        }
+        if (opts.autoNets === true) {
+          routesTimer = setTimeout(
+            () => void finish('no ROUTES from the server (needed for --auto-nets)'),
+            opts.routesTimeoutMs ?? 60_000,
+          );
+          routesTimer.unref();
+          return;
+        }
+        goUp(link);
         return;
       case 'mode':
         opts.log('debug', `helper: ${c.mode} flow control`);
@@ -207,7 +260,10 @@ export const makeHelperTransport = (
             chunk: answer,
           });
         } else if (c.frame.kind === 'ROUTES') {
-          opts.log('debug', `helper: ROUTES with ${c.frame.routes.length} routes`);
+          onRoutes(c.frame);
+        } else if (c.frame.kind === 'HOST_LIST') {
+          const entries = usableHosts(c.frame.entries);
+          if (entries.length > 0 && !over) events.next({ kind: 'hosts', t: now(), entries });
         } else opts.log('debug', `helper: ${c.frame.kind} ignored (not supported yet)`);
         return;
       case 'sessionEnd':
