@@ -177,6 +177,89 @@ describeLab('helper transport', (lab: LabHandle) => {
     await rulesGoneWithin(2_000);
   });
 
+  const helperArgs = () => ['--ssh-config', lab.env.sshConfig, '--transport', 'helper'];
+  /** The stock server with auto_hosts and auto_nets on (its main's 3rd and 5th arguments). */
+  const STOCK_NAMES =
+    "/usr/bin/python3 -c 'import sshuttle.server as s; s.main(True, 32768, True, None, True)'";
+  const stockArgs = () => ['--ssh-config', lab.env.sshConfig, '--helper-cmd', STOCK_NAMES];
+
+  it('-N with no subnets over the helper: the server routes reach the target over IPv4 and IPv6', async () => {
+    const t = start(helperArgs(), ['-N']);
+    await connected(t);
+    expect(t.out.stderr).toMatch(/auto-nets: .*203\.0\.113\.0\/24.*2001:db8:2::\/64/);
+    expect((await lab.curl(`http://${lab.env.targetIp}/`)).stdout).toBe('hello from lab\n');
+    expect((await lab.curl(`http://[${lab.env.vars.LAB_TARGET_IP6}]/`)).stdout).toBe(
+      'hello from lab\n',
+    );
+    expect(await stop(t)).toBe(0);
+    await rulesGoneWithin(2_000);
+  });
+
+  it('-N with no subnets against the stock sshuttle server (its ROUTES are IPv4 only)', async () => {
+    const t = start(stockArgs(), ['-N']);
+    await connected(t);
+    expect(t.out.stderr).toMatch(/auto-nets: .*203\.0\.113\.0\/24/);
+    expect((await lab.curl(`http://${lab.env.targetIp}/`)).stdout).toBe('hello from lab\n');
+    expect(await stop(t)).toBe(0);
+    await rulesGoneWithin(2_000);
+  });
+
+  const clientHosts = async () => (await lab.inClient(['cat', '/etc/hosts'])).stdout;
+  const hostsHave = (name: string) =>
+    waitFor(
+      `${name} in the client's /etc/hosts`,
+      async () => (await clientHosts()).includes(name) || undefined,
+      20_000,
+    );
+  const hostsBack = (before: string, what: string) =>
+    waitFor(what, async () => (await clientHosts()) === before || undefined, 3_000);
+
+  it("-H over the helper: the server's names land in the client's /etc/hosts and leave on exit", async () => {
+    const before = await clientHosts();
+    const t = start(helperArgs(), ['-H', lab.env.targetNet]);
+    await connected(t);
+    await hostsHave('printer.lab.test');
+    const hosts = await clientHosts();
+    expect(hosts).toMatch(/203\.0\.113\.2 web\.lab\.test .*# sshuttle-firewall-\d+ AUTOCREATED/);
+    expect(hosts).toMatch(/203\.0\.113\.7 printer .*AUTOCREATED/);
+    expect((await lab.curl('http://web.lab.test/')).stdout).toBe('hello from lab\n');
+    expect(await stop(t)).toBe(0);
+    await hostsBack(before, 'names removed on exit');
+    await rulesGoneWithin(2_000);
+  });
+
+  it('-H over the helper: our lines leave after SIGKILL of the client too', async () => {
+    const before = await clientHosts();
+    const t = start(helperArgs(), ['-H', lab.env.targetNet]);
+    await connected(t);
+    await hostsHave('printer.lab.test');
+    await stop(t, 'SIGKILL');
+    await hostsBack(before, 'names removed after SIGKILL');
+    await rulesGoneWithin(2_000);
+  });
+
+  it('--seed-hosts over the helper: only the seeds (and what their look-ups give) are added', async () => {
+    const before = await clientHosts();
+    const t = start(helperArgs(), ['--seed-hosts', 'db.lab.test', lab.env.targetNet]);
+    await connected(t);
+    await hostsHave('db.lab.test');
+    expect(await clientHosts()).toMatch(/203\.0\.113\.5 db\.lab\.test/);
+    expect(await clientHosts()).not.toContain('printer');
+    expect(await stop(t)).toBe(0);
+    await hostsBack(before, 'seed removed on exit');
+  });
+
+  it("-H and --seed-hosts against the stock sshuttle server: its hostwatch's names are merged", async () => {
+    const before = await clientHosts();
+    const t = start(stockArgs(), ['-H', '--seed-hosts', 'db.lab.test', lab.env.targetNet]);
+    await connected(t);
+    await hostsHave('printer.lab.test');
+    await hostsHave('db.lab.test');
+    expect((await lab.curl('http://web.lab.test/')).stdout).toBe('hello from lab\n');
+    expect(await stop(t)).toBe(0);
+    await hostsBack(before, 'names removed on exit');
+  });
+
   it('--node /nonexistent: one clear error that suggests --transport direct, no rule left', async () => {
     const t = start(
       ['--ssh-config', lab.env.sshConfig, '--transport', 'helper', '--node', '/nonexistent'],
