@@ -13,6 +13,8 @@ const NOT_IMPLEMENTED_YET: readonly (readonly [string, (c: Config) => boolean])[
   // The direct transport is ssh2 in-process: an external ssh or a remote command has no place in it.
   ['-e/--ssh-cmd with --transport direct', (c) => c.transport === 'direct' && c.sshCmd !== null],
   ['--helper-cmd with --transport direct', (c) => c.transport === 'direct' && c.helperCmd !== null],
+  // --wrap limits mux channel ids; the direct transport has none.
+  ['--wrap with --transport direct', (c) => c.transport === 'direct' && c.wrap !== DEFAULT_WRAP],
   ['--method tproxy', (c) => c.method === 'tproxy'],
   ['--method pf', (c) => c.method === 'pf'],
   ['--method ipfw', (c) => c.method === 'ipfw'],
@@ -26,7 +28,6 @@ const NOT_IMPLEMENTED_YET: readonly (readonly [string, (c: Config) => boolean])[
   ['--sudoers-user', (c) => c.sudoersUser !== null],
   ['--remote-shell', (c) => c.remoteShell !== null],
   ['--python', (c) => c.python !== null],
-  ['--wrap', (c) => c.wrap !== DEFAULT_WRAP],
   [
     '--listen on a non-loopback address (router mode)',
     (c) => c.listen.some((l) => l.ip !== null && !isLoopback(l.ip)),

@@ -248,7 +248,7 @@ export const OPTIONS = [
     long: 'wrap',
     metavar: 'NUM',
     group: 'Flow control',
-    help: 'highest channel number before numbering restarts (testing)',
+    help: 'highest channel number before numbering restarts (testing; implies the helper transport)',
     default: String(DEFAULT_WRAP),
   },
   // Running in the background

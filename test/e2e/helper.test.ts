@@ -260,6 +260,35 @@ describeLab('helper transport', (lab: LabHandle) => {
     await hostsBack(before, 'names removed on exit');
   });
 
+  it('--wrap 20: 60 sequential connections over the helper all succeed, on channel ids 1..20 reused', async () => {
+    const t = start([...helperArgs(), '--wrap', '20', '-v'], [lab.env.targetNet]);
+    await connected(t);
+    const r = await lab.inClient(
+      [
+        'sh',
+        '-c',
+        `for i in $(seq 60); do curl -sS --max-time 5 http://${lab.env.targetIp}/; done`,
+      ],
+      { timeoutMs: 120_000 },
+    );
+    expect(r.stdout.split('\n').filter((l) => l === 'hello from lab')).toHaveLength(60);
+    // The helper (at -v) names the channel of every connect it makes.
+    await waitFor(
+      'all 60 connects logged',
+      () =>
+        [...t.out.stderr.matchAll(/channel (\d+): connecting to 203\.0\.113\.2:80/g)].length >=
+          60 || undefined,
+    );
+    const ids = [...t.out.stderr.matchAll(/channel (\d+): connecting to 203\.0\.113\.2:80/g)].map(
+      (m) => Number(m[1]),
+    );
+    expect(ids).toHaveLength(60);
+    expect(Math.max(...ids)).toBeLessThanOrEqual(20);
+    expect(ids.filter((id) => id === ids[0]).length).toBeGreaterThanOrEqual(2);
+    expect(await stop(t)).toBe(0);
+    await rulesGoneWithin(2_000);
+  });
+
   it('--node /nonexistent: one clear error that suggests --transport direct, no rule left', async () => {
     const t = start(
       ['--ssh-config', lab.env.sshConfig, '--transport', 'helper', '--node', '/nonexistent'],

@@ -170,13 +170,15 @@ describe('errors and transport choice', () => {
       explainExit({ ...how, external: true }, { code: 255, signal: null }, 'Connection refused'),
     ).toBe('ssh failed (exit 255): Connection refused');
   });
-  it('auto means direct unless -e or --helper-cmd', () => {
+  it('auto means direct unless -e, --helper-cmd or --wrap', () => {
     const c = (p: Partial<Config>): Config =>
-      ({ transport: 'auto', sshCmd: null, helperCmd: null, ...p }) as Config;
+      ({ transport: 'auto', sshCmd: null, helperCmd: null, wrap: 65535, ...p }) as Config;
     expect(usesHelper(c({}))).toBe(false);
     expect(usesHelper(c({ sshCmd: 'ssh' }))).toBe(true);
     expect(usesHelper(c({ helperCmd: 'x' }))).toBe(true);
     expect(usesHelper(c({ transport: 'helper' }))).toBe(true);
     expect(usesHelper(c({ transport: 'direct', sshCmd: 'ssh' }))).toBe(false);
+    expect(usesHelper(c({ wrap: 20 }))).toBe(true);
+    expect(usesHelper(c({ transport: 'direct', wrap: 20 }))).toBe(false);
   });
 });
