@@ -27,8 +27,12 @@ export const mergeHosts = (text: string, port: number, entries: readonly HostNam
 const LOCAL = /^(127\.|::1$|0\.|255\.|fe80:)/i;
 const NAME = /^[-A-Za-z0-9_.]{1,253}$/;
 
-/** An address worth a hosts line: an IP literal (IPv4 dotted quad), not loopback or link-local. */
+/**
+ * An address worth a hosts line: an IP literal (IPv4 a dotted quad; no `%zone`),
+ * not loopback or link-local. Safe to pass to a shell.
+ */
 export const isUsableHostIp = (ip: string): boolean =>
+  /^[0-9A-Fa-f:.]+$/.test(ip) &&
   ipaddr.isValid(ip) &&
   !LOCAL.test(ip) &&
   (ip.includes(':') || ipaddr.IPv4.isValidFourPartDecimal(ip));

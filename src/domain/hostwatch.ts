@@ -195,6 +195,16 @@ export const routeGateways = (text: string): string[] => {
 };
 
 /**
+ * The addresses worth a reverse look-up among those the server sees: its
+ * neighbours (`ip neigh` / /proc/net/arp text) and its gateways (`ip route`
+ * text), usable ones only, each once, at most `limit`.
+ */
+export const addressesSeen = (neighbours: string, routes: string, limit: number): string[] =>
+  [...new Set([...parseNeighbours(neighbours), ...routeGateways(routes)])]
+    .filter(isUsableHostIp)
+    .slice(0, limit);
+
+/**
  * `entries` cut into HOST_LIST payload-sized groups (`"<name>,<ip>\n"` each,
  * at most `max` bytes per group), in order.
  */

@@ -10,6 +10,7 @@ import type { Command } from '../domain/commands.js';
 import { summarizeDns } from '../domain/dns-message.js';
 import type { Event } from '../domain/events.js';
 import { type HostName, parseHostsText } from '../domain/hosts-file.js';
+import { addressesSeen } from '../domain/hostwatch.js';
 import type { Endpoint } from '../domain/ports.js';
 import { parseResolvConf } from '../domain/resolv-conf.js';
 import { autoNets, parseIpRoute, parseNetstat } from '../domain/routes.js';
@@ -88,15 +89,21 @@ const remoteRoutes = async (link: SshLink): Promise<Either<string, SubnetRule[]>
 /** How often -H looks at the server's names again. */
 const HOSTS_REFRESH_MS = 60_000;
 
+/** At most this many addresses the server sees are looked up in reverse per refresh. */
+const MAX_REVERSE = 64;
+
 /**
- * Names for -H and --seed-hosts, with read-only commands: the server's
- * /etc/hosts (with -H) and its resolver's answers for the seeds.
+ * Names for -H and --seed-hosts, with read-only commands, in two rounds:
+ * first the server's /etc/hosts (with -H) and its resolver's answers for the
+ * seeds; then (with -H, as hostwatch) reverse look-ups of the addresses it
+ * sees, its neighbours and gateways, which may be slow.
  */
 const remoteHosts = async (
   link: SshLink,
   all: boolean,
   seeds: readonly string[],
-): Promise<HostName[]> => {
+  learned: (entries: HostName[]) => void,
+): Promise<void> => {
   const run = async (cmd: string): Promise<string> => {
     const r = await execCommand(link.client, cmd, { timeoutMs: 15_000 });
     return isLeft(r) ? '' : r.right.stdout.toString('utf8');
@@ -106,7 +113,15 @@ const remoteHosts = async (
     all ? await run('cat /etc/hosts') : '',
     quoted.length > 0 ? await run(`getent hosts ${quoted.join(' ')}`) : '',
   ];
-  return texts.flatMap(parseHostsText);
+  learned(texts.flatMap(parseHostsText));
+  if (!all) return;
+  const seen = addressesSeen(
+    await run('ip neigh show || cat /proc/net/arp'),
+    await run('ip route show; ip -6 route show'),
+    MAX_REVERSE,
+  );
+  // Validated IP literals only: nothing in them for a shell to interpret.
+  if (seen.length > 0) learned(parseHostsText(await run(`getent hosts ${seen.join(' ')}`)));
 };
 
 export const makeDirectTransport = (
@@ -172,10 +187,10 @@ export const makeDirectTransport = (
       events.next({ kind: 'routes', t: now(), routes: routes.right });
     }
     if (opts.autoHosts || opts.seedHosts.length > 0) {
-      const learn = async (l: SshLink): Promise<void> => {
-        const entries = await remoteHosts(l, opts.autoHosts, opts.seedHosts);
-        if (!closing) events.next({ kind: 'hosts', t: now(), entries });
-      };
+      const learn = (l: SshLink): Promise<void> =>
+        remoteHosts(l, opts.autoHosts, opts.seedHosts, (entries) => {
+          if (!closing && entries.length > 0) events.next({ kind: 'hosts', t: now(), entries });
+        });
       void learn(link);
       const again = setInterval(() => link !== null && void learn(link), HOSTS_REFRESH_MS);
       again.unref();

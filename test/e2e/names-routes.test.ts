@@ -153,6 +153,52 @@ describeLab('DNS and auto-nets through the direct transport', (lab: LabHandle) =
     );
   });
 
+  it('-H looks up in reverse the addresses the server sees (its neighbours), over both transports', async () => {
+    // A name only reverse DNS knows: a resolver in the server namespace with one
+    // PTR record, for the client's address (which is in the server's neighbour
+    // table because of the ssh connection). The server's resolv.conf is
+    // rewritten in place (it is bind-mounted into sshd's namespace) and restored.
+    const resolv = `/etc/netns/${lab.env.serverNs}/resolv.conf`;
+    const saved = readFileSync(resolv, 'utf8');
+    const ptr = spawnInNs(lab.env.serverNs, [
+      'dnsmasq',
+      '--no-resolv',
+      '--no-hosts',
+      '--no-daemon',
+      '--port=53',
+      '--listen-address=127.0.0.53',
+      '--bind-interfaces',
+      `--ptr-record=${lab.env.clientIp.split('.').reverse().join('.')}.in-addr.arpa,client.rev.test`,
+    ]);
+    try {
+      writeFileSync(resolv, 'nameserver 127.0.0.53\n');
+      await waitFor('the PTR resolver answers', async () => {
+        const r = await lab.inServer(['getent', 'hosts', lab.env.clientIp]);
+        return r.stdout.includes('client.rev.test') || undefined;
+      });
+      for (const transport of ['direct', 'helper']) {
+        const before = await clientHosts();
+        await start(['--transport', transport, '-H', lab.env.targetNet]);
+        await waitFor(
+          `client.rev.test in /etc/hosts (${transport})`,
+          async () =>
+            /198\.51\.100\.2 client\.rev\.test .*AUTOCREATED/.test(await clientHosts()) ||
+            undefined,
+          30_000,
+        );
+        for (const child of running) {
+          process.kill(child.pid ?? 0, 'SIGTERM');
+          await exitOf(child);
+        }
+        running.clear();
+        expect(await clientHosts()).toBe(before);
+      }
+    } finally {
+      writeFileSync(resolv, saved);
+      ptr.kill();
+    }
+  });
+
   it("flushes systemd-resolved's cache when DNS capture starts and stops", async () => {
     const bin = mkdtempSync(join(tmpdir(), 'resolvectl-'));
     const marker = join(bin, 'calls');

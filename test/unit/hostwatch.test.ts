@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { isUsableHostIp } from '../../src/domain/hosts-file.js';
 import {
+  addressesSeen,
   DEFAULT_HOSTWATCH_LIMITS,
   type HostwatchCommand,
   type HostwatchState,
@@ -207,13 +209,25 @@ describe('what the server sees', () => {
     expect(routeGateways(routes)).toEqual(['198.51.100.254', '203.0.113.9', '2001:db8:2::9']);
   });
 
-  it('never throws on any text', () => {
+  it('addresses to look up in reverse: neighbours then gateways, usable, once, bounded', () => {
+    const neigh = '203.0.113.2 dev s1 lladdr 1a REACHABLE\nfe80::1 dev s0 lladdr 1b STALE\n';
+    const routes = 'default via 203.0.113.2 dev s1\n10.0.0.0/8 via 203.0.113.9 dev s1\n';
+    expect(addressesSeen(neigh, routes, 10)).toEqual(['203.0.113.2', '203.0.113.9']);
+    expect(addressesSeen(neigh, routes, 1)).toEqual(['203.0.113.2']);
+  });
+
+  it('never throws on any text, and yields only shell-safe IP literals', () => {
     fc.assert(
-      fc.property(fc.string(), (text) => {
-        parseNeighbours(text);
-        routeGateways(text);
+      fc.property(fc.string(), fc.string(), (a, b) => {
+        parseNeighbours(a);
+        routeGateways(a);
+        for (const ip of addressesSeen(a, b, 100)) {
+          expect(ip).toMatch(/^[0-9A-Fa-f:.]+$/);
+          expect(isUsableHostIp(ip)).toBe(true);
+        }
       }),
     );
+    expect(addressesSeen('2001:db8::1%$(reboot) dev x\n', 'via 2001:db8::2%eth0', 9)).toEqual([]);
   });
 });
 

@@ -11,15 +11,14 @@ import { hostname } from 'node:os';
 import type { HostName } from '../../domain/hosts-file.js';
 import { parseHostsText } from '../../domain/hosts-file.js';
 import {
+  addressesSeen,
   type HostJob,
   type HostwatchCommand,
   type HostwatchEvent,
   type HostwatchLimits,
   type HostwatchState,
   hostListChunks,
-  parseNeighbours,
   reduceHostwatch,
-  routeGateways,
   startHostwatch,
 } from '../../domain/hostwatch.js';
 import { autoNets, parseIpRoute, parseNetstat } from '../../domain/routes.js';
@@ -85,11 +84,8 @@ const runJob = async (job: HostJob): Promise<JobResult> => {
     case 'neighbours': {
       const neigh = await run('ip', ['neigh', 'show']);
       const table = neigh ?? (await readFile('/proc/net/arp', 'utf8').catch(() => ''));
-      const gateways = [
-        ...routeGateways((await run('ip', ['route', 'show'])) ?? ''),
-        ...routeGateways((await run('ip', ['-6', 'route', 'show'])) ?? ''),
-      ];
-      return { found: [], seen: [...parseNeighbours(table), ...gateways] };
+      const routes = `${(await run('ip', ['route', 'show'])) ?? ''}\n${(await run('ip', ['-6', 'route', 'show'])) ?? ''}`;
+      return { found: [], seen: addressesSeen(table, routes, 1024) };
     }
     case 'forward': {
       const addrs = await lookup(job.name, { all: true });
