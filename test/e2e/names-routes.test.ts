@@ -1,7 +1,9 @@
 /**
- * Names and routes through the tunnel (direct transport): the lab client's
- * resolv.conf points at 192.0.2.53, which nothing answers, so only captured
- * DNS resolves; and -N learns the target network from the server's routes.
+ * Names and routes through the tunnel (direct transport; the -H reverse
+ * look-up test runs both transports): the lab client's resolv.conf points at
+ * 192.0.2.53, which nothing answers, so only captured DNS resolves; and -N
+ * learns the target network from the server's routes. Tests that need another
+ * resolv.conf rewrite the lab's file in place and restore it.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -108,6 +110,29 @@ describeLab('DNS and auto-nets through the direct transport', (lab: LabHandle) =
     await start(['--ns-hosts', '192.0.2.54', lab.env.targetNet]);
     expect(await dig('web.lab.test', '192.0.2.54')).toBe('203.0.113.2');
     expect(await dig('web.lab.test', '192.0.2.53')).not.toBe('203.0.113.2');
+  });
+
+  it('--dns captures IPv6 nameservers from resolv.conf, a %iface suffix included', async () => {
+    // The client's resolv.conf (rewritten in place for this test, then restored)
+    // lists an IPv6 nameserver nothing answers and a scoped link-local one.
+    const resolv = `/etc/netns/${lab.env.clientNs}/resolv.conf`;
+    const saved = readFileSync(resolv, 'utf8');
+    try {
+      writeFileSync(resolv, 'nameserver 2001:db8:3::53\nnameserver fe80::53%c0\n');
+      expect(await dig('web.lab.test', '2001:db8:3::53')).not.toBe('203.0.113.2');
+      await start(['--dns', lab.env.targetNet]);
+      const getent = await lab.inClient(['getent', 'ahostsv4', 'web.lab.test'], {
+        timeoutMs: 10_000,
+      });
+      expect(getent.stdout).toMatch(/^203\.0\.113\.2\s/);
+      expect(await dig('db.lab.test', '2001:db8:3::53')).toBe('203.0.113.5');
+      // The scoped server is captured too, its suffix stripped for nft (upstream #736).
+      const rules = (await lab.inClient(['nft', 'list', 'ruleset'])).stdout;
+      expect(rules).toMatch(/ip6 daddr 2001:db8:3::53 udp dport 53 redirect to :\d+/);
+      expect(rules).toMatch(/ip6 daddr fe80::53 udp dport 53 redirect to :\d+/);
+    } finally {
+      writeFileSync(resolv, saved);
+    }
   });
 
   it('-N with no subnets reaches the target network over IPv4 and IPv6', async () => {
