@@ -5,16 +5,14 @@
  */
 import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { type Observable, Subject } from 'rxjs';
 import type { Command, ListenAddr } from '../domain/commands.js';
 import type { Config, SubnetSpec } from '../domain/config.js';
 import { dnsCapture, dnsListenAddresses } from '../domain/dns-capture.js';
 import type { Event } from '../domain/events.js';
-import { initialSession, reduceSession, type SessionState } from '../domain/session.js';
+import { EXIT_FATAL, initialSession, reduceSession, type SessionState } from '../domain/session.js';
 import type { SubnetRule } from '../domain/subnet.js';
 import { isIpLiteral, rulesFromAddresses } from '../domain/subnet-syntax.js';
 import { makeDirectTransport } from '../effects/direct-transport.js';
@@ -22,6 +20,8 @@ import { makeFirewallDriver } from '../effects/firewall-driver.js';
 import { helperTransportFor, usesHelper } from '../effects/helper/from-config.js';
 import { makeListenerDriver } from '../effects/listener-driver.js';
 import { makeLogger } from '../effects/logger.js';
+import { resolveOwner } from '../effects/owner.js';
+import { firewallCommand, helperLaunch } from '../effects/privilege.js';
 import { connectSsh } from '../effects/ssh/connect.js';
 import { ttyPrompter } from '../effects/ssh/tty-prompt.js';
 import { makeStreamsDriver } from '../effects/streams-driver.js';
@@ -106,11 +106,6 @@ export const listenAddresses = (config: Config, rules: readonly SubnetRule[]): L
 /** Where --dns finds the nameservers to capture (resolved's upstreams too). */
 const RESOLV_CONFS = ['/etc/resolv.conf', '/run/systemd/resolve/resolv.conf'];
 
-const firewallCommand = (): string[] => {
-  const here = dirname(fileURLToPath(import.meta.url));
-  return [process.execPath, join(here, '..', '..', 'bin', 'sshuttle-ts')];
-};
-
 export const runClient = async (config: Config): Promise<number> => {
   const log = makeLogger(config.verbose);
   if (config.remote === null) {
@@ -155,6 +150,17 @@ export const runClient = async (config: Config): Promise<number> => {
     log.warn('--to-ns is ignored without --dns or --ns-hosts');
   }
   const listen = listenAddresses(config, rules);
+  // Not root: the firewall helper alone is started through sudo or doas.
+  const launch = helperLaunch();
+  if (isLeft(launch)) {
+    log.error(launch.left);
+    return EXIT_FATAL;
+  }
+  const owner = resolveOwner(config.user, config.group);
+  if (isLeft(owner)) {
+    log.error(owner.left);
+    return 2;
+  }
 
   const recorder =
     config.record === null
@@ -199,8 +205,9 @@ export const runClient = async (config: Config): Promise<number> => {
     method: config.method,
     verbose: config.verbose,
     command: firewallCommand(),
-    user: null,
-    group: null,
+    prefix: launch.right.prefix,
+    user: owner.right.uid,
+    group: owner.right.gid,
     tmark: config.tmark,
   });
 

@@ -27,8 +27,6 @@ const NOT_IMPLEMENTED_YET: readonly (readonly [string, (c: Config) => boolean])[
   ['--group', (c) => c.group !== null],
   ['--namespace', (c) => c.namespace !== null],
   ['--namespace-pid', (c) => c.namespacePid !== null],
-  ['--sudoers-no-modify', (c) => c.sudoersNoModify],
-  ['--sudoers-user', (c) => c.sudoersUser !== null],
   ['--remote-shell', (c) => c.remoteShell !== null],
   ['--python', (c) => c.python !== null],
   ['--wrap', (c) => c.wrap !== DEFAULT_WRAP],

@@ -50,6 +50,12 @@ const dispatch = async (command: Command): Promise<number> => {
     case 'firewall':
       return (await import('./firewall-main.js')).runFirewall(command.argv);
     case 'run': {
+      if (command.config.sudoersNoModify)
+        return (await import('./sudoers-main.js')).printSudoers(command.config);
+      if (command.config.sudoersUser !== null) {
+        fail('--sudoers-user only goes with --sudoers-no-modify', USAGE_EXIT);
+        return USAGE_EXIT;
+      }
       const refusal = notImplementedYet(command.config);
       if (refusal !== null) {
         fail(refusal, USAGE_EXIT);
