@@ -13,6 +13,7 @@ import { type Command, parseCommandLine, type ReadFile } from './options.js';
 const PROGRAM = 'sshuttle-ts';
 const USAGE_EXIT = 2;
 const BUG_EXIT = 1;
+const FATAL_EXIT = 99;
 
 const REASONS: Readonly<Record<string, string>> = {
   ENOENT: 'no such file or directory',
@@ -37,7 +38,7 @@ const fail = (message: string, exitCode: number): void => {
   process.exitCode = exitCode;
 };
 
-const dispatch = async (command: Command): Promise<number> => {
+const dispatch = async (command: Command, argv: readonly string[]): Promise<number> => {
   switch (command.kind) {
     case 'help':
       process.stdout.write(command.text);
@@ -61,6 +62,14 @@ const dispatch = async (command: Command): Promise<number> => {
         fail(refusal, USAGE_EXIT);
         return USAGE_EXIT;
       }
+      // --namespace/--namespace-pid: the client runs again inside the namespace.
+      const netns = await import('../effects/namespace.js');
+      const where = netns.planNamespace(command.config);
+      if (E.isLeft(where)) {
+        fail(where.left, FATAL_EXIT);
+        return FATAL_EXIT;
+      }
+      if (where.right.kind === 'enter') return netns.runInNamespace(where.right, argv);
       return (await import('./client.js')).runClient(command.config);
     }
   }
@@ -80,7 +89,7 @@ export const main = async (argv: string[]): Promise<void> => {
     }
     const command = parsed.right;
     if (command.kind === 'run' && command.config.verbose >= 3) showStack = true;
-    process.exitCode = await dispatch(command);
+    process.exitCode = await dispatch(command, argv);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     fail(`internal error: ${message}`, BUG_EXIT);

@@ -6,18 +6,10 @@
  * no password, the helper is root and the client is not; a command line the
  * snippet does not list is refused by sudo.
  */
-import type { ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeLab, hasTool, type LabHandle, outputOf, run, waitFor } from './lab.js';
+import { CLI, cliArgv, exitOf } from './lab-client.js';
 import { createTestUser, hostsKnowsThisMachine, type TestUser } from './lab-user.js';
-
-const CLI = fileURLToPath(new URL('../../bin/sshuttle-ts', import.meta.url));
-
-const exitOf = (child: ChildProcess): Promise<number | null> =>
-  child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve(child.exitCode)
-    : new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 
 describeLab('least privilege (sudo)', (lab: LabHandle) => {
   let user: TestUser | undefined;
@@ -35,16 +27,7 @@ describeLab('least privilege (sudo)', (lab: LabHandle) => {
   });
 
   const clientArgv = (...args: string[]): string[] =>
-    u().argv([
-      process.execPath,
-      CLI,
-      '--ssh-config',
-      u().sshConfig,
-      '-r',
-      `root@${lab.env.serverIp}`,
-      lab.env.targetNet,
-      ...args,
-    ]);
+    u().argv(cliArgv(lab.env, [lab.env.targetNet, ...args], u().sshConfig));
 
   /** Established TCP connections from the client namespace to sshd. */
   const sshConnections = async (): Promise<number> => {
