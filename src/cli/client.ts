@@ -7,7 +7,7 @@ import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { isLeft } from 'fp-ts/lib/Either.js';
-import { type Observable, Subject } from 'rxjs';
+import { type Observable, Subject, tap } from 'rxjs';
 import type { Command, ListenAddr } from '../domain/commands.js';
 import type { Config, SubnetSpec } from '../domain/config.js';
 import { dnsCapture, dnsListenAddresses } from '../domain/dns-capture.js';
@@ -15,6 +15,7 @@ import type { Event } from '../domain/events.js';
 import { EXIT_FATAL, initialSession, reduceSession, type SessionState } from '../domain/session.js';
 import type { SubnetRule } from '../domain/subnet.js';
 import { isIpLiteral, rulesFromAddresses } from '../domain/subnet-syntax.js';
+import { makeBackground } from '../effects/background.js';
 import { makeDirectTransport } from '../effects/direct-transport.js';
 import { makeFirewallDriver } from '../effects/firewall-driver.js';
 import { helperTransportFor, usesHelper } from '../effects/helper/from-config.js';
@@ -28,6 +29,7 @@ import { makeStreamsDriver } from '../effects/streams-driver.js';
 import { openRecorder } from '../streams/recorder.js';
 import { type Driver, run } from '../streams/run.js';
 import { shellWords } from './options-shell-words.js';
+import { DEFAULT_PIDFILE } from './options-table.js';
 import { VERSION } from './version.js';
 
 type DriverName = 'streams' | 'listener' | 'transport' | 'firewall' | 'process';
@@ -107,7 +109,11 @@ export const listenAddresses = (config: Config, rules: readonly SubnetRule[]): L
 const RESOLV_CONFS = ['/etc/resolv.conf', '/run/systemd/resolve/resolv.conf'];
 
 export const runClient = async (config: Config): Promise<number> => {
-  const log = makeLogger(config.verbose);
+  // --syslog, --daemon, systemd: what changes once the tunnel is up.
+  const bg = makeBackground(config);
+  const log = makeLogger(config.verbose, { wrap: bg.wrapLog });
+  if (!config.daemon && config.pidfile !== DEFAULT_PIDFILE)
+    log.warn('--pidfile only applies with --daemon; ignored');
   if (config.remote === null) {
     log.error('no remote given (-r)');
     return 2;
@@ -206,6 +212,7 @@ export const runClient = async (config: Config): Promise<number> => {
     verbose: config.verbose,
     command: firewallCommand(),
     prefix: launch.right.prefix,
+    onStderr: bg.helperStderr,
     user: owner.right.uid,
     group: owner.right.gid,
     tmark: config.tmark,
@@ -222,6 +229,7 @@ export const runClient = async (config: Config): Promise<number> => {
   for (const [s, h] of handlers) process.on(s, h);
 
   const shutdown = async (code: number): Promise<void> => {
+    bg.stopping();
     listener.closeAll();
     transport.close();
     streams.destroyAll();
@@ -255,7 +263,15 @@ export const runClient = async (config: Config): Promise<number> => {
       streams: streams.driver,
       listener: listener.driver,
       transport: transport.driver,
-      firewall: firewall.driver,
+      // The rules are in: tell systemd, move to syslog, detach (-D).
+      firewall: (commands) =>
+        firewall.driver(commands).pipe(
+          tap((e) => {
+            if (e.kind !== 'fw.started') return;
+            const status = `Connected to ${remote.host}; capturing ${rules.length} subnet rules`;
+            for (const p of bg.tunnelUp(status)) log.warn(p);
+          }),
+        ),
       process: processDriver,
     },
     route,
@@ -267,6 +283,7 @@ export const runClient = async (config: Config): Promise<number> => {
   for (const [s, h] of handlers) process.off(s, h);
   session.dispose();
   await recorder?.close();
+  bg.exit();
   // A half-closed socket or the ssh2 client may still hold the loop open.
   setTimeout(() => process.exit(code), 200).unref();
   return code;

@@ -18,8 +18,6 @@ const NOT_IMPLEMENTED_YET: readonly (readonly [string, (c: Config) => boolean])[
   ['--method tproxy', (c) => c.method === 'tproxy'],
   ['--method pf', (c) => c.method === 'pf'],
   ['--method ipfw', (c) => c.method === 'ipfw'],
-  ['--daemon', (c) => c.daemon],
-  ['--syslog', (c) => c.syslog],
   ['--remote-shell', (c) => c.remoteShell !== null],
   ['--python', (c) => c.python !== null],
   ['--wrap', (c) => c.wrap !== DEFAULT_WRAP],

@@ -70,6 +70,9 @@ const dispatch = async (command: Command, argv: readonly string[]): Promise<numb
         return FATAL_EXIT;
       }
       if (where.right.kind === 'enter') return netns.runInNamespace(where.right, argv);
+      // -D: a copy runs the tunnel; this process waits until it is up.
+      if (command.config.daemon && !(await import('../effects/background.js')).isDaemonChild())
+        return (await import('../effects/daemon.js')).runDaemonParent(command.config, argv);
       return (await import('./client.js')).runClient(command.config);
     }
   }

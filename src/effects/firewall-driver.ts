@@ -24,6 +24,8 @@ export const makeFirewallDriver = (
     readonly command: readonly string[];
     /** sudo/doas words in front of the command (none when root). */
     readonly prefix?: readonly string[];
+    /** The helper's stderr (default: ours). */
+    readonly onStderr?: (text: string) => void;
     readonly user: number | null;
     readonly group: number | null;
     readonly tmark: string;
@@ -38,6 +40,7 @@ export const makeFirewallDriver = (
       method: opts.method,
       verbose: opts.verbose,
       command: opts.command,
+      ...(opts.onStderr !== undefined ? { onStderr: opts.onStderr } : {}),
       ...(opts.prefix !== undefined && opts.prefix.length > 0
         ? { prefix: opts.prefix, sameSession: true }
         : {}),

@@ -6,6 +6,8 @@
  * no password, the helper is root and the client is not; a command line the
  * snippet does not list is refused by sudo.
  */
+import { chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeLab, hasTool, type LabHandle, outputOf, run, waitFor } from './lab.js';
 import { CLI, cliArgv, exitOf } from './lab-client.js';
@@ -28,6 +30,15 @@ describeLab('least privilege (sudo)', (lab: LabHandle) => {
 
   const clientArgv = (...args: string[]): string[] =>
     u().argv(cliArgv(lab.env, [lab.env.targetNet, ...args], u().sshConfig));
+
+  /** SIGTERM to the user's client itself (runuser passes its exit code on). */
+  const stopUsersClient = async (): Promise<void> => {
+    const mine = await run(['ps', '-o', 'pid=,args=', '-u', u().name]);
+    const line = mine.stdout.split('\n').find((l) => l.includes(CLI) && !l.includes('--firewall'));
+    const pid = Number(line?.trim().split(' ')[0]);
+    expect(pid).toBeGreaterThan(0);
+    process.kill(pid, 'SIGTERM');
+  };
 
   /** Established TCP connections from the client namespace to sshd. */
   const sshConnections = async (): Promise<number> => {
@@ -84,17 +95,7 @@ describeLab('least privilege (sudo)', (lab: LabHandle) => {
     expect(client.some((l) => l.startsWith('root ') && !l.includes('runuser'))).toBe(false);
     expect(helper.some((l) => l.startsWith('root '))).toBe(true);
     expect(out.stderr).not.toContain('Password');
-    // SIGTERM to the client itself (runuser passes its exit code on).
-    const mine = await run(['ps', '-o', 'pid=,args=', '-u', u().name]);
-    const pid = Number(
-      mine.stdout
-        .split('\n')
-        .find((l) => l.includes(CLI))
-        ?.trim()
-        .split(' ')[0],
-    );
-    expect(pid).toBeGreaterThan(0);
-    process.kill(pid, 'SIGTERM');
+    await stopUsersClient();
     expect(await exitOf(child)).toBe(0);
     await waitFor('rules removed', async () => (await lab.countOurRules()) === 0 || undefined);
   }, 60_000);
@@ -116,5 +117,47 @@ describeLab('least privilege (sudo)', (lab: LabHandle) => {
       expect(r.code, tampered.join(' ')).not.toBe(0);
       expect(r.stderr, tampered.join(' ')).toMatch(/a password is required/);
     }
+  }, 60_000);
+
+  it('SSHUTTLE_TS_ELEVATE=doas starts the helper with doas and the same exact command', async () => {
+    // doas is not packaged here: a stand-in on the user's PATH records its
+    // arguments and hands them to sudo -n (which the entry allows).
+    const bin = join(u().home, 'bin');
+    mkdirSync(bin, { recursive: true });
+    const record = join(u().home, 'doas.args');
+    writeFileSync(
+      join(bin, 'doas'),
+      `#!/bin/sh\nprintf '%s\\n' "$@" > ${record}\nexec sudo -n -- "$@"\n`,
+      { mode: 0o755 },
+    );
+    chownSync(bin, u().uid, u().gid);
+    const child = lab.spawnInClient([
+      'runuser',
+      '-u',
+      u().name,
+      '--',
+      'env',
+      `HOME=${u().home}`,
+      `PATH=${bin}:/usr/bin:/bin`,
+      'SSHUTTLE_TS_ELEVATE=doas',
+      ...cliArgv(lab.env, [lab.env.targetNet], u().sshConfig),
+    ]);
+    const out = outputOf(child);
+    await waitFor(
+      `tunnel up (${out.stderr.slice(-600)})`,
+      () => out.stderr.includes('Connected to server.') || undefined,
+      30_000,
+    );
+    expect((await lab.curl(`http://${lab.env.targetIp}/`)).stdout).toBe('hello from lab\n');
+    expect(readFileSync(record, 'utf8').trim().split('\n')).toEqual([
+      process.execPath,
+      CLI,
+      '--firewall',
+      '--method',
+      'auto',
+    ]);
+    await stopUsersClient();
+    expect(await exitOf(child)).toBe(0);
+    await waitFor('rules removed', async () => (await lab.countOurRules()) === 0 || undefined);
   }, 60_000);
 });
