@@ -67,17 +67,25 @@ export const createTestUser = async (labSshKey: string): Promise<TestUser> => {
     removeSudoers,
     remove: async () => {
       removeSudoers();
-      // Whatever still runs as this throwaway user, by pid.
-      const ps = await run(['ps', '-o', 'pid=', '-u', name]);
-      for (const pid of ps.stdout.split('\n').map((l) => Number(l.trim())))
-        if (pid > 0) {
+      // Whatever still runs as this throwaway user, by pid, until none is
+      // left (userdel refuses a user with running processes).
+      for (let i = 0; i < 50; i++) {
+        const ps = await run(['ps', '-o', 'pid=', '-u', name]);
+        const pids = ps.stdout
+          .split('\n')
+          .map((l) => Number(l.trim()))
+          .filter((p) => p > 0);
+        if (pids.length === 0) break;
+        for (const pid of pids) {
           try {
             process.kill(pid, 'SIGKILL');
           } catch {
             // gone
           }
         }
-      await run(['userdel', name]);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await must(['userdel', name]);
       rmSync(home, { recursive: true, force: true });
       for (const d of ['/var/lib/sudo/lectured', '/run/sudo/ts'])
         rmSync(join(d, name), { force: true });

@@ -100,6 +100,26 @@ describeLab('least privilege (sudo)', (lab: LabHandle) => {
     await waitFor('rules removed', async () => (await lab.countOurRules()) === 0 || undefined);
   }, 60_000);
 
+  it('Ctrl-C on the terminal stops client and helper cleanly (exit 0, rules gone)', async () => {
+    // script gives the client a terminal; a \x03 typed into it is SIGINT for
+    // the foreground process group (the client, sudo, and via sudo the helper).
+    const cmd = clientArgv()
+      .map((w) => `'${w}'`)
+      .join(' ');
+    const child = lab.spawnInClient(['script', '-qfec', cmd, '/dev/null'], { stdin: true });
+    const out = outputOf(child);
+    await waitFor(
+      `tunnel up (${out.stdout.slice(-600)})`,
+      () => out.stdout.includes('Connected to server.') || undefined,
+      30_000,
+    );
+    expect(await lab.countOurRules()).toBeGreaterThan(0);
+    child.stdin?.write('\x03');
+    expect(await exitOf(child)).toBe(0);
+    expect(out.stdout).toContain('received SIGINT, shutting down');
+    expect(await lab.countOurRules()).toBe(0);
+  }, 60_000);
+
   it('sudo refuses a command line the entry does not list', async () => {
     const sudo = (...args: string[]) =>
       lab.inClient(u().argv(['sudo', '-n', '--', process.execPath, CLI, ...args]));
