@@ -5,29 +5,31 @@
  */
 import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { isLeft } from 'fp-ts/lib/Either.js';
-import { type Observable, Subject } from 'rxjs';
+import { type Observable, Subject, tap } from 'rxjs';
 import type { Command, ListenAddr } from '../domain/commands.js';
 import type { Config, SubnetSpec } from '../domain/config.js';
 import { dnsCapture, dnsListenAddresses } from '../domain/dns-capture.js';
 import type { Event } from '../domain/events.js';
-import { initialSession, reduceSession, type SessionState } from '../domain/session.js';
+import { EXIT_FATAL, initialSession, reduceSession, type SessionState } from '../domain/session.js';
 import type { SubnetRule } from '../domain/subnet.js';
 import { isIpLiteral, rulesFromAddresses } from '../domain/subnet-syntax.js';
+import { makeBackground } from '../effects/background.js';
 import { makeDirectTransport } from '../effects/direct-transport.js';
 import { makeFirewallDriver } from '../effects/firewall-driver.js';
 import { helperTransportFor, usesHelper } from '../effects/helper/from-config.js';
 import { makeListenerDriver } from '../effects/listener-driver.js';
 import { makeLogger } from '../effects/logger.js';
+import { resolveOwner } from '../effects/owner.js';
+import { firewallCommand, helperLaunch } from '../effects/privilege.js';
 import { connectSsh } from '../effects/ssh/connect.js';
 import { ttyPrompter } from '../effects/ssh/tty-prompt.js';
 import { makeStreamsDriver } from '../effects/streams-driver.js';
 import { openRecorder } from '../streams/recorder.js';
 import { type Driver, run } from '../streams/run.js';
 import { shellWords } from './options-shell-words.js';
+import { DEFAULT_PIDFILE } from './options-table.js';
 import { VERSION } from './version.js';
 
 type DriverName = 'streams' | 'listener' | 'transport' | 'firewall' | 'process';
@@ -106,13 +108,12 @@ export const listenAddresses = (config: Config, rules: readonly SubnetRule[]): L
 /** Where --dns finds the nameservers to capture (resolved's upstreams too). */
 const RESOLV_CONFS = ['/etc/resolv.conf', '/run/systemd/resolve/resolv.conf'];
 
-const firewallCommand = (): string[] => {
-  const here = dirname(fileURLToPath(import.meta.url));
-  return [process.execPath, join(here, '..', '..', 'bin', 'sshuttle-ts')];
-};
-
 export const runClient = async (config: Config): Promise<number> => {
-  const log = makeLogger(config.verbose);
+  // --syslog, --daemon, systemd: what changes once the tunnel is up.
+  const bg = makeBackground(config);
+  const log = makeLogger(config.verbose, { wrap: bg.wrapLog });
+  if (!config.daemon && config.pidfile !== DEFAULT_PIDFILE)
+    log.warn('--pidfile only applies with --daemon; ignored');
   if (config.remote === null) {
     log.error('no remote given (-r)');
     return 2;
@@ -155,6 +156,17 @@ export const runClient = async (config: Config): Promise<number> => {
     log.warn('--to-ns is ignored without --dns or --ns-hosts');
   }
   const listen = listenAddresses(config, rules);
+  // Not root: the firewall helper alone is started through sudo or doas.
+  const launch = helperLaunch();
+  if (isLeft(launch)) {
+    log.error(launch.left);
+    return EXIT_FATAL;
+  }
+  const owner = resolveOwner(config.user, config.group);
+  if (isLeft(owner)) {
+    log.error(owner.left);
+    return 2;
+  }
 
   const recorder =
     config.record === null
@@ -199,8 +211,10 @@ export const runClient = async (config: Config): Promise<number> => {
     method: config.method,
     verbose: config.verbose,
     command: firewallCommand(),
-    user: null,
-    group: null,
+    prefix: launch.right.prefix,
+    onStderr: bg.helperStderr,
+    user: owner.right.uid,
+    group: owner.right.gid,
     tmark: config.tmark,
   });
 
@@ -215,6 +229,7 @@ export const runClient = async (config: Config): Promise<number> => {
   for (const [s, h] of handlers) process.on(s, h);
 
   const shutdown = async (code: number): Promise<void> => {
+    bg.stopping();
     listener.closeAll();
     transport.close();
     streams.destroyAll();
@@ -248,7 +263,15 @@ export const runClient = async (config: Config): Promise<number> => {
       streams: streams.driver,
       listener: listener.driver,
       transport: transport.driver,
-      firewall: firewall.driver,
+      // The rules are in: tell systemd, move to syslog, detach (-D).
+      firewall: (commands) =>
+        firewall.driver(commands).pipe(
+          tap((e) => {
+            if (e.kind !== 'fw.started') return;
+            const status = `Connected to ${remote.host}; capturing ${rules.length} subnet rules`;
+            for (const p of bg.tunnelUp(status)) log.warn(p);
+          }),
+        ),
       process: processDriver,
     },
     route,
@@ -260,6 +283,7 @@ export const runClient = async (config: Config): Promise<number> => {
   for (const [s, h] of handlers) process.off(s, h);
   session.dispose();
   await recorder?.close();
+  bg.exit();
   // A half-closed socket or the ssh2 client may still hold the loop open.
   setTimeout(() => process.exit(code), 200).unref();
   return code;

@@ -2,11 +2,8 @@
  * Options that parse (so command lines written for sshuttle are understood)
  * but whose feature has not landed yet. Delete a line when its feature lands.
  */
-import ipaddr from 'ipaddr.js';
 import type { Config } from '../domain/config.js';
 import { DEFAULT_WRAP } from './options-table.js';
-
-const isLoopback = (ip: string): boolean => ipaddr.parse(ip).range() === 'loopback';
 
 /** What the user asked for → is it in this config? First hit is reported. */
 const NOT_IMPLEMENTED_YET: readonly (readonly [string, (c: Config) => boolean])[] = [
@@ -18,20 +15,8 @@ const NOT_IMPLEMENTED_YET: readonly (readonly [string, (c: Config) => boolean])[
   ['--method tproxy', (c) => c.method === 'tproxy'],
   ['--method pf', (c) => c.method === 'pf'],
   ['--method ipfw', (c) => c.method === 'ipfw'],
-  ['--daemon', (c) => c.daemon],
-  ['--syslog', (c) => c.syslog],
-  ['--user', (c) => c.user !== null],
-  ['--group', (c) => c.group !== null],
-  ['--namespace', (c) => c.namespace !== null],
-  ['--namespace-pid', (c) => c.namespacePid !== null],
-  ['--sudoers-no-modify', (c) => c.sudoersNoModify],
-  ['--sudoers-user', (c) => c.sudoersUser !== null],
   ['--remote-shell', (c) => c.remoteShell !== null],
   ['--python', (c) => c.python !== null],
-  [
-    '--listen on a non-loopback address (router mode)',
-    (c) => c.listen.some((l) => l.ip !== null && !isLoopback(l.ip)),
-  ],
 ];
 
 /** `"<option> is not implemented yet"` for the first such option in use, else null. */

@@ -32,6 +32,7 @@ import {
   type RequestReader,
   readRequestLine,
 } from '../domain/firewall-protocol.js';
+import { validateRequest } from '../domain/firewall-request-codec.js';
 import type { Family } from '../domain/subnet.js';
 import { writeHosts } from '../effects/firewall/hosts-file.js';
 import { makeLineSplitter } from '../effects/firewall/line-splitter.js';
@@ -278,7 +279,10 @@ export const runFirewall = async (argv: readonly string[]): Promise<number> => {
     log(0, 'error: the firewall helper must run as root (sudo)');
     return FATAL;
   }
-  const env = firewallEnv(process.env);
+  // Started through sudo/doas for a normal user: that user's PATH must not
+  // choose which `nft` or `iptables` root runs, so only the system directories.
+  const elevated = process.env.SUDO_UID !== undefined || process.env.DOAS_USER !== undefined;
+  const env = firewallEnv(elevated ? {} : process.env);
   const input = openInput();
   try {
     const method = await selectMethod(args.right.method, env);
@@ -291,7 +295,12 @@ export const runFirewall = async (argv: readonly string[]): Promise<number> => {
 
     const got = await readRequest(input, log);
     if (E.isLeft(got)) return got.left;
-    const req = checkRequest(method.right, got.right);
+    const valid = validateRequest(got.right);
+    if (E.isLeft(valid)) {
+      log(0, `error: invalid request: ${valid.left}`);
+      return FATAL;
+    }
+    const req = checkRequest(method.right, valid.right);
     if (E.isLeft(req)) {
       log(0, `error: ${req.left}`);
       return FATAL;

@@ -13,6 +13,7 @@ import { type Command, parseCommandLine, type ReadFile } from './options.js';
 const PROGRAM = 'sshuttle-ts';
 const USAGE_EXIT = 2;
 const BUG_EXIT = 1;
+const FATAL_EXIT = 99;
 
 const REASONS: Readonly<Record<string, string>> = {
   ENOENT: 'no such file or directory',
@@ -37,7 +38,7 @@ const fail = (message: string, exitCode: number): void => {
   process.exitCode = exitCode;
 };
 
-const dispatch = async (command: Command): Promise<number> => {
+const dispatch = async (command: Command, argv: readonly string[]): Promise<number> => {
   switch (command.kind) {
     case 'help':
       process.stdout.write(command.text);
@@ -50,11 +51,28 @@ const dispatch = async (command: Command): Promise<number> => {
     case 'firewall':
       return (await import('./firewall-main.js')).runFirewall(command.argv);
     case 'run': {
+      if (command.config.sudoersNoModify)
+        return (await import('./sudoers-main.js')).printSudoers(command.config);
+      if (command.config.sudoersUser !== null) {
+        fail('--sudoers-user only goes with --sudoers-no-modify', USAGE_EXIT);
+        return USAGE_EXIT;
+      }
       const refusal = notImplementedYet(command.config);
       if (refusal !== null) {
         fail(refusal, USAGE_EXIT);
         return USAGE_EXIT;
       }
+      // --namespace/--namespace-pid: the client runs again inside the namespace.
+      const netns = await import('../effects/namespace.js');
+      const where = netns.planNamespace(command.config);
+      if (E.isLeft(where)) {
+        fail(where.left, FATAL_EXIT);
+        return FATAL_EXIT;
+      }
+      if (where.right.kind === 'enter') return netns.runInNamespace(where.right, argv);
+      // -D: a copy runs the tunnel; this process waits until it is up.
+      if (command.config.daemon && !(await import('../effects/background.js')).isDaemonChild())
+        return (await import('../effects/daemon.js')).runDaemonParent(command.config, argv);
       return (await import('./client.js')).runClient(command.config);
     }
   }
@@ -74,7 +92,7 @@ export const main = async (argv: string[]): Promise<void> => {
     }
     const command = parsed.right;
     if (command.kind === 'run' && command.config.verbose >= 3) showStack = true;
-    process.exitCode = await dispatch(command);
+    process.exitCode = await dispatch(command, argv);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     fail(`internal error: ${message}`, BUG_EXIT);

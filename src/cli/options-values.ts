@@ -155,8 +155,12 @@ export const parseTmark = (text: string): Parsed<string> => {
   return E.right(`0x${digits}`);
 };
 
-/** `--namespace NAME`: upstream's name pattern (segments of word characters, dotted). */
+/**
+ * `--namespace NAME`: upstream's name pattern (segments of word characters,
+ * dotted), plus `-` after a segment's first character, which `ip netns add`
+ * names often have (`vpn-ns`). Never a `/`, so it stays inside /var/run/netns.
+ */
 export const parseNamespace = (text: string): Parsed<string> =>
-  /^@?[a-zA-Z_]\w+(?:\.@?[a-zA-Z_]\w+)*$/.test(text)
+  /^@?[a-zA-Z_][\w-]+(?:\.@?[a-zA-Z_][\w-]+)*$/.test(text)
     ? E.right(text)
     : E.left(`invalid --namespace ${quoted(text)}: not a valid network namespace name`);

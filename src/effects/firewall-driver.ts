@@ -22,6 +22,10 @@ export const makeFirewallDriver = (
     readonly method: Method;
     readonly verbose: number;
     readonly command: readonly string[];
+    /** sudo/doas words in front of the command (none when root). */
+    readonly prefix?: readonly string[];
+    /** The helper's stderr (default: ours). */
+    readonly onStderr?: (text: string) => void;
     readonly user: number | null;
     readonly group: number | null;
     readonly tmark: string;
@@ -36,6 +40,10 @@ export const makeFirewallDriver = (
       method: opts.method,
       verbose: opts.verbose,
       command: opts.command,
+      ...(opts.onStderr !== undefined ? { onStderr: opts.onStderr } : {}),
+      ...(opts.prefix !== undefined && opts.prefix.length > 0
+        ? { prefix: opts.prefix, sameSession: true }
+        : {}),
     });
     if (isLeft(started)) {
       events.next({ kind: 'fw.failed', t: now(), message: started.left });

@@ -9,21 +9,36 @@ import pretty from 'pino-pretty';
 export const levelFor = (verbose: number): pino.Level =>
   verbose <= 0 ? 'info' : verbose === 1 ? 'debug' : 'trace';
 
-export const makeLogger = (verbose: number, opts: { readonly name?: string } = {}): Logger => {
+/** Where log lines go: anything with `write(line)`. */
+export interface LogDestination {
+  readonly write: (line: string) => unknown;
+}
+
+export const makeLogger = (
+  verbose: number,
+  opts: {
+    readonly name?: string;
+    /** Wraps the stderr destination (e.g. to switch to syslog later). */
+    readonly wrap?: (stderr: LogDestination) => LogDestination;
+  } = {},
+): Logger => {
   const level = levelFor(verbose);
   const base = { name: opts.name ?? 'sshuttle-ts', level, base: null };
+  const wrap = opts.wrap ?? ((d: LogDestination) => d);
   if (process.stderr.isTTY) {
     return pino(
       base,
-      pretty({
-        destination: 2,
-        sync: true,
-        colorize: true,
-        ignore: 'name',
-        translateTime: 'HH:MM:ss.l',
-        messageFormat: '{msg}',
-      }),
+      wrap(
+        pretty({
+          destination: 2,
+          sync: true,
+          colorize: true,
+          ignore: 'name',
+          translateTime: 'HH:MM:ss.l',
+          messageFormat: '{msg}',
+        }),
+      ),
     );
   }
-  return pino(base, pino.destination({ fd: 2, sync: true }));
+  return pino(base, wrap(pino.destination({ fd: 2, sync: true })));
 };

@@ -37,7 +37,7 @@ const NOT_BUILT = 'native addon not built: run npm install; needs python3, make,
 // The package root is the nearest directory up with a package.json: this file
 // runs as dist/effects/original-dst.js, as src/effects/original-dst.ts under
 // vitest, and bundled elsewhere inside the package (test fixtures).
-const packageRoot = (): string | undefined => {
+export const packageRoot = (): string | undefined => {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     if (existsSync(join(dir, 'package.json'))) return dir;

@@ -103,7 +103,8 @@ export const parseLabEnv = (text: string): LabEnv => {
   return { ...env, vars };
 };
 
-const namespacesOf = (name: string): string[] => ['c', 's', 't'].map((x) => `${name}-${x}`);
+// 'l' is the opt-in LAN of `lab.sh lan`.
+const namespacesOf = (name: string): string[] => ['c', 's', 't', 'l'].map((x) => `${name}-${x}`);
 
 const nsExists = (ns: string): boolean => existsSync(`/run/netns/${ns}`);
 

@@ -28,12 +28,16 @@
 #   lab.sh up   [NAME]   build it (default NAME: lab); prints the env to source
 #   lab.sh down [NAME]   tear it down, kill its daemons
 #   lab.sh env  [NAME]   print shell variables describing it
+#   lab.sh lan  [NAME]   add a fourth namespace NAME-l, a LAN host behind the
+#                        client (100.64.0.2/24, default route via the client's
+#                        100.64.0.1), for router mode (-l 0.0.0.0); prints
+#                        LAB_LAN_NS, LAB_LAN_IP, LAB_CLIENT_LAN_IP. `down` removes it.
 #   lab.sh deps          apt-get install what it needs
 set -euo pipefail
 
 cmd=${1:-}
 NAME=${2:-lab}
-C=$NAME-c S=$NAME-s T=$NAME-t
+C=$NAME-c S=$NAME-s T=$NAME-t L=$NAME-l
 DIR=${LAB_DIR:-/tmp/$NAME}
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "lab: missing $1 (run: lab.sh deps)" >&2; exit 2; }; }
@@ -191,12 +195,30 @@ EOF
   env_vars
 }
 
+# The opt-in LAN behind the client: its traffic reaches the target network
+# only if the client captures it in PREROUTING (router mode).
+lan() {
+  [ -e "/run/netns/$C" ] || { echo "lab: $NAME is not up" >&2; exit 2; }
+  ip netns add "$L"
+  ip -n "$L" link set lo up
+  ip link add c1 netns "$C" type veth peer name l0 netns "$L"
+  ip -n "$C" addr add 100.64.0.1/24 dev c1
+  ip -n "$L" addr add 100.64.0.2/24 dev l0
+  ip -n "$C" link set c1 up
+  ip -n "$L" link set l0 up
+  ip -n "$L" route add default via 100.64.0.1
+  mkdir -p "/etc/netns/$L"
+  printf '127.0.0.1 localhost\n::1 localhost\n' >"/etc/netns/$L/hosts"
+  echo "nameserver 192.0.2.53" >"/etc/netns/$L/resolv.conf"
+  printf 'LAB_LAN_NS=%s\nLAB_LAN_IP=100.64.0.2\nLAB_CLIENT_LAN_IP=100.64.0.1\n' "$L"
+}
+
 down() {
   for f in sshd nginx udpecho tcpecho iperf3 dnsmasq; do
     if [ -f "$DIR/$f.pid" ]; then kill "$(cat "$DIR/$f.pid")" 2>/dev/null || true; fi
   done
   # Anything still running inside the namespaces was started for the lab.
-  for ns in $C $S $T; do
+  for ns in $C $S $T $L; do
     if [ -e "/run/netns/$ns" ]; then
       for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
       ip netns del "$ns" 2>/dev/null || true
@@ -211,7 +233,8 @@ case "$cmd" in
   up) up ;;
   down) down ;;
   env) env_vars ;;
+  lan) lan ;;
   deps) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 openssh-server openssh-client \
           nginx-light iperf3 socat dnsmasq iptables nftables curl wrk >/dev/null ;;
-  *) sed -n '2,31p' "$0"; exit 2 ;;
+  *) sed -n '2,35p' "$0"; exit 2 ;;
 esac

@@ -193,8 +193,12 @@ const CASES: readonly Case[] = [
   c('replay without a file', ['replay'], 'replay: missing FILE'),
   c('bad SSHUTTLE_ARGS quoting', [...R, '0/0'], 'SSHUTTLE_ARGS', { SSHUTTLE_ARGS: '-e "ssh' }),
   c('bad subnet from SSHUTTLE_ARGS', [...R], '"1.2.3.4:0"', { SSHUTTLE_ARGS: '1.2.3.4:0' }),
-  c('feature not landed yet', [...R, '0/0', '--syslog'], '--syslog is not implemented yet'),
-  c('router mode not landed yet', [...R, '0/0', '-l', '0.0.0.0:0'], 'router mode'),
+  c(
+    'feature not landed yet',
+    [...R, '0/0', '--method', 'pf'],
+    '--method pf is not implemented yet',
+  ),
+  c('--sudoers-user alone', [...R, '0/0', '--sudoers-user', 'u'], '--sudoers-user only goes with'),
 ];
 
 /** Results by case name; the runs go in parallel, a few at a time, before the checks. */
@@ -286,12 +290,12 @@ describe('main in-process', () => {
 
   it('a usage error or a gated feature never reaches runClient', async () => {
     const out = captured();
-    await main(['-r', 'h', '10.0.0.0/8', '--syslog']);
+    await main(['-r', 'h', '10.0.0.0/8', '--method', 'pf']);
     await main(['-r', 'h', '10.0.0.0/33']);
     expect(runClient).not.toHaveBeenCalled();
     expect(process.exitCode).toBe(2);
     expect(out.stderr).toEqual([
-      'sshuttle-ts: --syslog is not implemented yet\n',
+      'sshuttle-ts: --method pf is not implemented yet\n',
       'sshuttle-ts: invalid subnet "10.0.0.0/33": prefix length 33 is out of range for IPv4 (0-32)\n',
     ]);
   });

@@ -656,3 +656,61 @@ describe('plan properties', () => {
     );
   });
 });
+
+describe('owner match (--user/--group) properties', () => {
+  const argAfter = (argv: readonly string[], word: string): string | undefined =>
+    argv.includes(word) ? argv[argv.indexOf(word) + 1] : undefined;
+
+  it('nft: only the output jump carries meta skuid/skgid, exactly the ids asked for', () => {
+    fc.assert(
+      fc.property(familyArb, arbRequest, (family, req) => {
+        const steps = planSetup('nft', family, req).map((s) => s.argv);
+        const jumps = steps.filter((a) => a.includes('jump'));
+        const output = jumps.filter((a) => a.includes('output'));
+        const prerouting = jumps.filter((a) => a.includes('prerouting'));
+        expect(output).toHaveLength(1);
+        const [out = []] = output;
+        expect(argAfter(out, 'skuid')).toBe(req.user === null ? undefined : String(req.user));
+        expect(argAfter(out, 'skgid')).toBe(req.group === null ? undefined : String(req.group));
+        // Forwarded packets have no owner: router-mode capture only without an owner match.
+        expect(prerouting).toHaveLength(req.user === null && req.group === null ? 1 : 0);
+        expect(steps.filter((a) => a.includes('skuid') || a.includes('skgid')).length).toBe(
+          req.user === null && req.group === null ? 0 : 1,
+        );
+      }),
+    );
+  });
+
+  it('nat: a mangle owner mark, jumps only on that mark, and restore deletes the same mark', () => {
+    fc.assert(
+      fc.property(familyArb, arbRequest, (family, req) => {
+        const owned = req.user !== null || req.group !== null;
+        const port = String(family === 4 ? req.ports.tcp4 : req.ports.tcp6);
+        const setup = planSetup('nat', family, req).map((s) => s.argv);
+        const marks = setup.filter((a) => a.includes('mangle') && a.includes('-I'));
+        expect(marks).toHaveLength(owned ? 1 : 0);
+        const [mark = []] = marks;
+        if (owned) {
+          expect(argAfter(mark, '--uid-owner')).toBe(
+            req.user === null ? undefined : String(req.user),
+          );
+          expect(argAfter(mark, '--gid-owner')).toBe(
+            req.group === null ? undefined : String(req.group),
+          );
+          expect(argAfter(mark, '--set-mark')).toBe(port);
+        }
+        const jumps = setup.filter(
+          (a) => a.includes('-I') && (a.includes('OUTPUT') || a.includes('PREROUTING')),
+        );
+        for (const j of jumps.filter((a) => a.includes('nat')))
+          expect(argAfter(j, '--mark')).toBe(owned ? port : undefined);
+        const restoreMarks = planRestore('nat', family, req)
+          .map((s) => s.argv)
+          .filter((a) => a.includes('mangle'));
+        expect(restoreMarks.map((a) => a.slice(a.indexOf('OUTPUT') + 1))).toEqual(
+          marks.map((a) => a.slice(a.indexOf('OUTPUT') + 2)),
+        );
+      }),
+    );
+  });
+});

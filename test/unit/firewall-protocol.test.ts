@@ -21,6 +21,7 @@ import {
   type RequestReader,
   readRequestLine,
 } from '../../src/domain/firewall-protocol.js';
+import { validateRequest } from '../../src/domain/firewall-request-codec.js';
 import type { Family, SubnetRule } from '../../src/domain/subnet.js';
 import { makeLineSplitter } from '../../src/effects/firewall/line-splitter.js';
 
@@ -323,5 +324,50 @@ describe('line splitter', () => {
         },
       ),
     );
+  });
+});
+
+describe('validateRequest (the io-ts gate in the root helper)', () => {
+  it('accepts every request the line protocol carries, unchanged', () => {
+    fc.assert(
+      fc.property(arbRequest, (req) => {
+        const decoded = decodeRequest(encodeRequest(req));
+        if (isLeft(decoded)) return;
+        expect(validateRequest(decoded.right)).toEqual(right(decoded.right));
+      }),
+    );
+  });
+
+  const good: FirewallRequest = {
+    subnets: [{ family: 4, ip: '10.0.0.0', width: 8, exclude: false, fport: 0, lport: 0 }],
+    nameservers: [{ family: 4, ip: '10.0.0.53' }],
+    ports: { tcp4: 12300, tcp6: 0, dns4: 12299, dns6: 0 },
+    udp: false,
+    user: null,
+    group: 100,
+    tmark: '0x01',
+    clientPid: 42,
+  };
+  it.each<[string, unknown]>([
+    [
+      'a shell word in an address',
+      { ...good, subnets: [{ ...good.subnets[0], ip: '10.0.0.0;id' }] },
+    ],
+    ['a width out of range', { ...good, subnets: [{ ...good.subnets[0], width: 33 }] }],
+    ['family 5', { ...good, subnets: [{ ...good.subnets[0], family: 5 }] }],
+    ['a nameserver with a space', { ...good, nameservers: [{ family: 4, ip: '1.1.1.1 x' }] }],
+    ['port 65536', { ...good, ports: { ...good.ports, tcp4: 65536 } }],
+    ['a fractional port', { ...good, ports: { ...good.ports, dns4: 1.5 } }],
+    ['uid -1', { ...good, user: -1 }],
+    ['uid (uid_t)-1', { ...good, user: 2 ** 32 - 1 }],
+    ['a gid string', { ...good, group: '0' }],
+    ['a bad mark', { ...good, tmark: '0x1 ; reboot' }],
+    ['pid 0', { ...good, clientPid: 0 }],
+    ['no ports', { ...good, ports: undefined }],
+  ])('refuses %s', (_, req) => {
+    expect(isLeft(validateRequest(req))).toBe(true);
+  });
+  it('accepts the example', () => {
+    expect(validateRequest(good)).toEqual(right(good));
   });
 });

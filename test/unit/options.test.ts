@@ -145,6 +145,7 @@ describe('every option sets its field', () => {
     [['--tmark', '0X1F'], { tmark: '0x1f' }],
     [['--tmark=0x01'], { tmark: '0x01' }],
     [['--namespace', 'vpn_ns'], { namespace: 'vpn_ns' }],
+    [['--namespace', 'lab-c'], { namespace: 'lab-c' }],
     [['--namespace-pid', '4242'], { namespacePid: 4242 }],
     [['--ssh-config', '/etc/ssh/other'], { sshConfig: '/etc/ssh/other' }],
     [['--transport', 'direct'], { transport: 'direct' }],
@@ -483,6 +484,8 @@ describe('usage errors: one line naming the input', () => {
       '--namespace and --namespace-pid cannot be used together',
     ],
     [[...BASE, '--namespace', '1bad'], 'invalid --namespace "1bad"'],
+    [[...BASE, '--namespace=-x'], 'invalid --namespace "-x"'],
+    [[...BASE, '--namespace', 'a/../b'], 'invalid --namespace "a/../b"'],
     [[...BASE, '--namespace-pid', 'abc'], 'invalid --namespace-pid "abc"'],
     [
       [...BASE, '--latency-buffer-size', '0'],

@@ -18,6 +18,7 @@ import {
   type HostEntry,
   MAX_LINE_LENGTH,
 } from '../../domain/firewall-protocol.js';
+import { firewallHelperArgs } from '../../domain/privilege.js';
 import { makeLineSplitter } from './line-splitter.js';
 
 // ---------------------------------------------------------------------------
@@ -29,8 +30,14 @@ export interface StartFirewallOptions {
   readonly verbose: number;
   /** argv that starts the helper, e.g. `[process.execPath, '/path/to/bin/sshuttle-ts']`. */
   readonly command: readonly string[];
-  /** Words run in front of `command`: later `sudo ...`; in tests `ip netns exec NS`. */
+  /** Words run in front of `command`: `sudo -p ... --` or `doas`; in tests `ip netns exec NS`. */
   readonly prefix?: readonly string[];
+  /**
+   * Stay in the caller's session instead of a new one, so sudo/doas can
+   * prompt for a password on the terminal (the helper is then reached by a
+   * terminal Ctrl-C too, and restores as on EOF).
+   */
+  readonly sameSession?: boolean;
   /** How long to wait for READY (a sudo password prompt counts). Default 60 s. */
   readonly readyTimeoutMs?: number;
   /** How long to wait for STARTED after the request. Default 60 s. */
@@ -62,10 +69,7 @@ const STDERR_TAIL = 2048;
 export const helperArgv = (opts: StartFirewallOptions): string[] => [
   ...(opts.prefix ?? []),
   ...opts.command,
-  '--firewall',
-  '--method',
-  opts.method,
-  ...Array.from({ length: Math.max(0, opts.verbose) }, () => '-v'),
+  ...firewallHelperArgs(opts.method, opts.verbose),
 ];
 
 // ---------------------------------------------------------------------------
@@ -82,7 +86,10 @@ export const startFirewall = async (
   if (cmd === undefined) return E.left('no firewall helper command given');
   const onStderr = opts.onStderr ?? ((text: string) => void process.stderr.write(text));
 
-  const child = spawn(cmd, args, { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, {
+    detached: opts.sameSession !== true,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stderrTail = '';
   let exitNote: string | null = null;
   const lines: string[] = [];

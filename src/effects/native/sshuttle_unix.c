@@ -1,0 +1,118 @@
+/*
+ * Two process-level calls Node lacks, for running in the background:
+ *
+ *   sendDatagram(path, buffer) -> undefined   one datagram to a Unix datagram
+ *                                             socket (sd_notify's $NOTIFY_SOCKET,
+ *                                             syslog's /dev/log); a leading '@'
+ *                                             names an abstract socket
+ *   setsid()                   -> number      a new session (leave the terminal)
+ *
+ * Failures throw an Error with `code` (errno name when known) and `syscall`.
+ * A separate module from sshuttle_native.c, so the socket-option addon and
+ * this one change independently.
+ */
+#include <node_api.h>
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CHECK(call)                                                                \
+  do {                                                                             \
+    if ((call) != napi_ok) {                                                       \
+      napi_throw_error(env, NULL, "sshuttle_unix: N-API call failed: " #call);      \
+      return NULL;                                                                 \
+    }                                                                              \
+  } while (0)
+
+static void throw_errno(napi_env env, int e, const char *syscall) {
+  const char *name = e == ENOENT ? "ENOENT"
+                     : e == ECONNREFUSED ? "ECONNREFUSED"
+                     : e == EACCES ? "EACCES"
+                     : e == EPERM ? "EPERM"
+                     : e == EAGAIN ? "EAGAIN"
+                     : e == ENAMETOOLONG ? "ENAMETOOLONG"
+                     : e == EPROTOTYPE ? "EPROTOTYPE"
+                     : e == EMSGSIZE ? "EMSGSIZE"
+                     : "EIO";
+  char msg[160];
+  snprintf(msg, sizeof msg, "%s %s (%s)", syscall, strerror(e), name);
+  napi_value code, message, error, num, sys;
+  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code) != napi_ok) return;
+  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok) return;
+  if (napi_create_error(env, code, message, &error) != napi_ok) return;
+  if (napi_create_int32(env, e, &num) == napi_ok) napi_set_named_property(env, error, "errno", num);
+  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys) == napi_ok)
+    napi_set_named_property(env, error, "syscall", sys);
+  napi_throw(env, error);
+}
+
+static napi_value send_datagram(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, NULL, "sendDatagram(path, buffer)");
+    return NULL;
+  }
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, argv[0], addr.sun_path, sizeof addr.sun_path, &len) !=
+          napi_ok ||
+      len == 0 || len >= sizeof addr.sun_path - 1) {
+    napi_throw_type_error(env, NULL, "sendDatagram: path must be a non-empty string < 107 bytes");
+    return NULL;
+  }
+  if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0'; /* abstract namespace */
+  void *data = NULL;
+  size_t size = 0;
+  if (napi_get_buffer_info(env, argv[1], &data, &size) != napi_ok) {
+    napi_throw_type_error(env, NULL, "sendDatagram: data must be a Buffer");
+    return NULL;
+  }
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    throw_errno(env, errno, "socket");
+    return NULL;
+  }
+  socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+  ssize_t n = sendto(fd, data, size, MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&addr, alen);
+  int e = errno;
+  close(fd);
+  if (n < 0) {
+    throw_errno(env, e, "sendto");
+    return NULL;
+  }
+  napi_value undef;
+  CHECK(napi_get_undefined(env, &undef));
+  return undef;
+}
+
+static napi_value do_setsid(napi_env env, napi_callback_info info) {
+  (void)info;
+  pid_t sid = setsid();
+  if (sid < 0) {
+    throw_errno(env, errno, "setsid");
+    return NULL;
+  }
+  napi_value result;
+  CHECK(napi_create_int32(env, (int32_t)sid, &result));
+  return result;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"sendDatagram", NULL, send_datagram, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setsid", NULL, do_setsid, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
