@@ -25,12 +25,13 @@ import { makeLogger } from '../effects/logger.js';
 import { connectSsh } from '../effects/ssh/connect.js';
 import { ttyPrompter } from '../effects/ssh/tty-prompt.js';
 import { makeStreamsDriver } from '../effects/streams-driver.js';
+import { makeTimerDriver } from '../effects/timer-driver.js';
 import { openRecorder } from '../streams/recorder.js';
 import { type Driver, run } from '../streams/run.js';
 import { shellWords } from './options-shell-words.js';
 import { VERSION } from './version.js';
 
-type DriverName = 'streams' | 'listener' | 'transport' | 'firewall' | 'process';
+type DriverName = 'streams' | 'listener' | 'transport' | 'firewall' | 'process' | 'timer';
 
 const route = (c: Command): DriverName => {
   switch (c.kind) {
@@ -55,6 +56,8 @@ const route = (c: Command): DriverName => {
     case 'log':
     case 'shutdown':
       return 'process';
+    case 'timer.start':
+      return 'timer';
   }
 };
 
@@ -204,6 +207,8 @@ export const runClient = async (config: Config): Promise<number> => {
     tmark: config.tmark,
   });
 
+  const timers = makeTimerDriver(now);
+
   let finish: (code: number) => void = () => {};
   const exited = new Promise<number>((resolve) => {
     finish = resolve;
@@ -215,6 +220,7 @@ export const runClient = async (config: Config): Promise<number> => {
   for (const [s, h] of handlers) process.on(s, h);
 
   const shutdown = async (code: number): Promise<void> => {
+    timers.close();
     listener.closeAll();
     transport.close();
     streams.destroyAll();
@@ -250,6 +256,7 @@ export const runClient = async (config: Config): Promise<number> => {
       transport: transport.driver,
       firewall: firewall.driver,
       process: processDriver,
+      timer: timers.driver,
     },
     route,
     ...(recorder === null ? {} : { observe: recorder.observe }),

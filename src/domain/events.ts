@@ -110,6 +110,8 @@ export const ClosedC = ev('closed', {
   error: t.union([t.string, t.null]),
 });
 export const SignalC = ev('signal', { name: t.string });
+/** A timer the session asked for (`timer.start`) is due. */
+export const TimerC = ev('timer', { name: t.string });
 
 export const EventC = t.union([
   StartC,
@@ -138,6 +140,7 @@ export const EventC = t.union([
   EofC,
   ClosedC,
   SignalC,
+  TimerC,
 ]);
 export type Event = t.TypeOf<typeof EventC>;
 export type EventOf<K extends Event['kind']> = Extract<Event, { kind: K }>;

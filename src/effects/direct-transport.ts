@@ -160,6 +160,10 @@ export const makeDirectTransport = (
       events.next({ kind: 'ssh.failed', t: now(), message: result.left.message });
       return;
     }
+    if (closing) {
+      result.right.close();
+      return;
+    }
     link = result.right;
     // Find the resolver now, so the first captured query does not wait for it.
     if (opts.dns) dns = dnsForwarder(link);
@@ -181,7 +185,14 @@ export const makeDirectTransport = (
       again.unref();
       void link.closed.then(() => clearInterval(again));
     }
-    void link.closed.then(({ reason }) => {
+    const current = link;
+    void current.closed.then(({ reason }) => {
+      // Forget the dead link, so a reconnect (a later ssh.connect) starts afresh.
+      if (link === current) {
+        link = null;
+        dns?.close();
+        dns = null;
+      }
       if (!closing) events.next({ kind: 'ssh.down', t: now(), reason });
     });
     events.next({

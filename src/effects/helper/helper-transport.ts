@@ -70,6 +70,8 @@ export const makeHelperTransport = (
   let up = false;
   let over = false;
   let closing = false;
+  /** Counts connections: what an earlier (dead) connection reports late is ignored. */
+  let generation = 0;
   let bannerTimer: NodeJS.Timeout | null = null;
   /** DNS requests: session query id -> its datagram channel (once allocated) and timer. */
   const dnsQueries = new Map<
@@ -94,8 +96,8 @@ export const makeHelperTransport = (
   };
 
   /** The transport is finished: report it once (failed before the banner, down after). */
-  const finish = async (reason: string): Promise<void> => {
-    if (over) return;
+  const finish = async (reason: string, gen = generation): Promise<void> => {
+    if (over || gen !== generation) return;
     over = true;
     if (bannerTimer !== null) clearTimeout(bannerTimer);
     mux?.stop();
@@ -223,6 +225,12 @@ export const makeHelperTransport = (
   };
 
   const onConnect = async (): Promise<void> => {
+    // A reconnect: the previous connection is over (finish ran); start afresh.
+    const gen = ++generation;
+    link = null;
+    mux = null;
+    up = false;
+    over = false;
     const result = await connect();
     if (isLeft(result)) {
       events.next({ kind: 'ssh.failed', t: now(), message: result.left.message });
@@ -235,23 +243,25 @@ export const makeHelperTransport = (
       l.close();
       return;
     }
-    void l.closed.then(({ reason }) => finish(reason));
+    void l.closed.then(({ reason }) => finish(reason, gen));
     // A helper that dies without a banner ends the pipe too; make sure we hear of it.
     void l.proc.exited.then((e) =>
       setTimeout(
-        () => finish(`the helper exited (code ${e.code ?? e.signal ?? 'unknown'})`),
+        () => finish(`the helper exited (code ${e.code ?? e.signal ?? 'unknown'})`, gen),
         up ? 500 : 50,
       ).unref(),
     );
     bannerTimer = setTimeout(
-      () => void finish('no answer from the helper (no SSHUTTLE0001 banner)'),
+      () => void finish('no answer from the helper (no SSHUTTLE0001 banner)', gen),
       opts.bannerTimeoutMs ?? 60_000,
     );
     bannerTimer.unref();
     mux = startMuxDriver({
       config: opts.mux,
       pipe: { readable: l.proc.readable, writable: l.proc.writable },
-      onCommand,
+      onCommand: (c) => {
+        if (gen === generation) onCommand(c);
+      },
       now,
       ...(l.preamble === null ? {} : { preamble: l.preamble }),
     });
