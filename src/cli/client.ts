@@ -28,6 +28,7 @@ import { makeStreamsDriver } from '../effects/streams-driver.js';
 import { makeTimerDriver } from '../effects/timer-driver.js';
 import { openRecorder } from '../streams/recorder.js';
 import { type Driver, run } from '../streams/run.js';
+import { makeClientStatus } from './client-status.js';
 import { shellWords } from './options-shell-words.js';
 import { VERSION } from './version.js';
 
@@ -115,14 +116,20 @@ const firewallCommand = (): string[] => {
 };
 
 export const runClient = async (config: Config): Promise<number> => {
-  const log = makeLogger(config.verbose);
+  const t0 = performance.now();
+  const now = (): number => Math.round((performance.now() - t0) * 1000) / 1000;
+  // Live status (control socket, and the status line on a terminal without -v).
+  const status = makeClientStatus({
+    now,
+    liveLine: process.stderr.isTTY === true && config.verbose === 0,
+    log: () => log,
+  });
+  const log = makeLogger(config.verbose, { beforeWrite: status.beforeLog });
   if (config.remote === null) {
     log.error('no remote given (-r)');
     return 2;
   }
   const remote = config.remote;
-  const t0 = performance.now();
-  const now = (): number => Math.round((performance.now() - t0) * 1000) / 1000;
 
   const includes = await resolveRules(config.subnets, false);
   if ('error' in includes) {
@@ -221,6 +228,7 @@ export const runClient = async (config: Config): Promise<number> => {
 
   const shutdown = async (code: number): Promise<void> => {
     timers.close();
+    status.close();
     listener.closeAll();
     transport.close();
     streams.destroyAll();
@@ -259,7 +267,13 @@ export const runClient = async (config: Config): Promise<number> => {
       timer: timers.driver,
     },
     route,
-    ...(recorder === null ? {} : { observe: recorder.observe }),
+    observe:
+      recorder === null
+        ? status.observe
+        : (e, s, c) => {
+            recorder.observe(e, s, c);
+            status.observe(e, s, c);
+          },
     seed: [start],
   });
 

@@ -6,6 +6,7 @@ import { OPTION_GROUPS, OPTIONS, type OptionDef } from './options-table.js';
 const USAGE = [
   'Usage: sshuttle-ts [options] -r [USER[:PASSWORD]@]HOST[:PORT] <subnets...>',
   '       sshuttle-ts replay FILE [-v]',
+  '       sshuttle-ts status [PID|PORT] [--json]',
   '',
   'Capture TCP connections to the given subnets and carry them over ssh',
   '("poor man\'s VPN"). Options may also come from SSHUTTLE_ARGS (read first,',

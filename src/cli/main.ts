@@ -47,6 +47,8 @@ const dispatch = async (command: Command): Promise<number> => {
       return 0;
     case 'replay':
       return (await import('./replay.js')).runReplay(command.file, { verbose: command.verbose });
+    case 'status':
+      return (await import('./status.js')).runStatus({ which: command.which, json: command.json });
     case 'firewall':
       return (await import('./firewall-main.js')).runFirewall(command.argv);
     case 'run': {

@@ -9,6 +9,7 @@ import { captureRules, redirectPorts } from './capture.js';
 import type { Command, ListenAddr } from './commands.js';
 import { fitUdpAnswer, udpAnswerLimit } from './dns-message.js';
 import type { Event, EventOf, Side } from './events.js';
+import { EXIT_FATAL } from './exit-codes.js';
 import type { Endpoint } from './ports.js';
 import {
   backoffDelay,
@@ -127,8 +128,8 @@ export const initialSession: SessionState = {
   reconnect: initialReconnect,
 };
 
-/** Exit code for fatal errors, as sshuttle's client uses. */
-export const EXIT_FATAL = 99;
+/** Exit code for fatal errors, as sshuttle's client uses (see exit-codes.ts). */
+export { EXIT_FATAL };
 
 const other = (side: Side): Side => (side === 'local' ? 'remote' : 'local');
 const none: readonly Command[] = [];

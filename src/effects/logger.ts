@@ -3,20 +3,38 @@
  * (pino-pretty), JSON lines otherwise. sshuttle-like levels: no -v shows
  * info and up, -v debug, -vv and more trace.
  */
+import { writeSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 
 export const levelFor = (verbose: number): pino.Level =>
   verbose <= 0 ? 'info' : verbose === 1 ? 'debug' : 'trace';
 
-export const makeLogger = (verbose: number, opts: { readonly name?: string } = {}): Logger => {
+export const makeLogger = (
+  verbose: number,
+  opts: {
+    readonly name?: string;
+    /** Called before each line on a terminal (the live status line erases itself). */
+    readonly beforeWrite?: () => void;
+  } = {},
+): Logger => {
   const level = levelFor(verbose);
   const base = { name: opts.name ?? 'sshuttle-ts', level, base: null };
   if (process.stderr.isTTY) {
     return pino(
       base,
       pretty({
-        destination: 2,
+        destination:
+          opts.beforeWrite === undefined
+            ? 2
+            : new Writable({
+                write: (chunk: Buffer, _enc, done) => {
+                  opts.beforeWrite?.();
+                  writeSync(2, chunk);
+                  done();
+                },
+              }),
         sync: true,
         colorize: true,
         ignore: 'name',

@@ -9,6 +9,19 @@ import { outputOf, waitFor } from './lab-exec.js';
 
 export const CLI = fileURLToPath(new URL('../../bin/sshuttle-ts', import.meta.url));
 
+/** The built CLI against the lab's server (its ssh_config, root@server); then the caller's args. */
+export const cliToServer = (env: {
+  readonly sshConfig: string;
+  readonly serverIp: string;
+}): string[] => [
+  process.execPath,
+  CLI,
+  '--ssh-config',
+  env.sshConfig,
+  '-r',
+  `root@${env.serverIp}`,
+];
+
 export interface Tunnel {
   readonly child: ChildProcess;
   readonly out: { readonly stdout: string; readonly stderr: string };

@@ -13,7 +13,14 @@
 import type { ChildProcess } from 'node:child_process';
 import { afterEach, beforeAll, expect, it } from 'vitest';
 import { describeLab, type LabHandle, run, waitFor } from './lab.js';
-import { CLI, exitOf, logged, stopAllTunnels, type Tunnel, tunnelOf } from './lab-tunnel.js';
+import {
+  cliToServer,
+  exitOf,
+  logged,
+  stopAllTunnels,
+  type Tunnel,
+  tunnelOf,
+} from './lab-tunnel.js';
 
 describeLab('reconnect with a kill-switch', (lab: LabHandle) => {
   const running = new Set<ChildProcess>();
@@ -81,16 +88,7 @@ describeLab('reconnect with a kill-switch', (lab: LabHandle) => {
   });
 
   const start = (args: readonly string[]): Tunnel => {
-    const child = lab.spawnInClient([
-      process.execPath,
-      CLI,
-      '--ssh-config',
-      lab.env.sshConfig,
-      '-r',
-      `root@${lab.env.serverIp}`,
-      ...args,
-      lab.env.targetNet,
-    ]);
+    const child = lab.spawnInClient([...cliToServer(lab.env), ...args, lab.env.targetNet]);
     running.add(child);
     return tunnelOf(child);
   };
