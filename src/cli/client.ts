@@ -14,6 +14,7 @@ import type { Command, ListenAddr } from '../domain/commands.js';
 import type { Config, SubnetSpec } from '../domain/config.js';
 import { dnsCapture, dnsListenAddresses } from '../domain/dns-capture.js';
 import type { Event } from '../domain/events.js';
+import { EXIT_USAGE } from '../domain/exit-codes.js';
 import { initialSession, reduceSession, type SessionState } from '../domain/session.js';
 import type { SubnetRule } from '../domain/subnet.js';
 import { isIpLiteral, rulesFromAddresses } from '../domain/subnet-syntax.js';
@@ -126,20 +127,20 @@ export const runClient = async (config: Config): Promise<number> => {
   });
   const log = makeLogger(config.verbose, { beforeWrite: status.beforeLog });
   if (config.remote === null) {
-    log.error('no remote given (-r)');
-    return 2;
+    log.error('no remote given (hint: name the ssh server with -r [USER@]HOST[:PORT])');
+    return EXIT_USAGE;
   }
   const remote = config.remote;
 
   const includes = await resolveRules(config.subnets, false);
   if ('error' in includes) {
-    log.error(includes.error);
-    return 2;
+    log.error(`${includes.error} (hint: check the name, or give the subnet as an address)`);
+    return EXIT_USAGE;
   }
   const excludes = await resolveRules(config.excludes, true);
   if ('error' in excludes) {
-    log.error(excludes.error);
-    return 2;
+    log.error(`${excludes.error} (hint: check the name, or give the subnet as an address)`);
+    return EXIT_USAGE;
   }
   let rules = [...includes.rules, ...excludes.rules];
   if (config.disableIpv6 && rules.some((r) => r.family === 6)) {

@@ -7,12 +7,13 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import * as E from 'fp-ts/lib/Either.js';
+import { EXIT_INTERNAL, EXIT_USAGE } from '../domain/exit-codes.js';
 import { notImplementedYet } from './feature-gate.js';
 import { type Command, parseCommandLine, type ReadFile } from './options.js';
 
 const PROGRAM = 'sshuttle-ts';
-const USAGE_EXIT = 2;
-const BUG_EXIT = 1;
+const USAGE_EXIT = EXIT_USAGE;
+const BUG_EXIT = EXIT_INTERNAL;
 
 const REASONS: Readonly<Record<string, string>> = {
   ENOENT: 'no such file or directory',
@@ -79,7 +80,10 @@ export const main = async (argv: string[]): Promise<void> => {
     process.exitCode = await dispatch(command);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    fail(`internal error: ${message}`, BUG_EXIT);
+    fail(
+      `internal error: ${message} (hint: this is a bug; please report it with the output of -vvv)`,
+      BUG_EXIT,
+    );
     if (showStack && err instanceof Error && err.stack !== undefined) {
       process.stderr.write(`${err.stack}\n`);
     }

@@ -10,6 +10,7 @@ import type { Command, ListenAddr } from './commands.js';
 import { fitUdpAnswer, udpAnswerLimit } from './dns-message.js';
 import type { Event, EventOf, Side } from './events.js';
 import { EXIT_FATAL } from './exit-codes.js';
+import { classifyMessage, fatalLine, isFatalCause } from './fatal.js';
 import type { Endpoint } from './ports.js';
 import {
   backoffDelay,
@@ -408,7 +409,7 @@ const onSshDown = (s: SessionState, e: EventOf<'ssh.down'>): Step => {
     return [s, [{ kind: 'log', level: 'debug', msg: `ssh (not up yet) closed: ${e.reason}` }]];
   }
   if (!s.reconnect.enabled || s.phase !== 'running') {
-    return shutdown(s, EXIT_FATAL, `ssh connection lost: ${e.reason}`);
+    return shutdown(s, EXIT_FATAL, fatalLine('ssh-lost', `ssh connection lost: ${e.reason}`));
   }
   const ms = backoffDelay(0);
   return [
@@ -561,12 +562,25 @@ export const reduceSession = (s0: SessionState, e: Event): Step => {
       ];
     }
     case 'fw.failed':
-      return shutdown(s, EXIT_FATAL, `firewall: ${e.message}`);
+      return shutdown(
+        s,
+        EXIT_FATAL,
+        fatalLine(classifyMessage('firewall', e.message), `firewall: ${e.message}`),
+      );
     case 'listen.failed':
-      return shutdown(s, EXIT_FATAL, e.message);
+      return shutdown(s, EXIT_FATAL, fatalLine('listen', e.message));
     case 'ssh.failed':
       if (s.phase === 'reconnecting') return onReconnectFailed(s, e);
-      return shutdown(s, EXIT_FATAL, e.message);
+      return shutdown(
+        s,
+        EXIT_FATAL,
+        fatalLine(
+          e.cause !== undefined && isFatalCause(e.cause)
+            ? e.cause
+            : classifyMessage('ssh', e.message),
+          e.message,
+        ),
+      );
     case 'ssh.down':
       return onSshDown(s, e);
     case 'timer':

@@ -9,6 +9,7 @@ import type { Client, ClientChannel } from 'ssh2';
 import type { Command } from '../domain/commands.js';
 import { summarizeDns } from '../domain/dns-message.js';
 import type { Event } from '../domain/events.js';
+import { sshFailedEvent } from '../domain/fatal.js';
 import { type HostName, parseHostsText } from '../domain/hosts-file.js';
 import type { Endpoint } from '../domain/ports.js';
 import { parseResolvConf } from '../domain/resolv-conf.js';
@@ -112,7 +113,7 @@ const remoteHosts = async (
 export const makeDirectTransport = (
   now: () => number,
   streams: StreamsDriver,
-  connect: () => Promise<Either<{ readonly message: string }, SshLink>>,
+  connect: () => Promise<Either<{ readonly message: string; readonly kind?: string }, SshLink>>,
   opts: {
     readonly toNs: Endpoint | null;
     readonly dns: boolean;
@@ -157,7 +158,7 @@ export const makeDirectTransport = (
   const onConnect = async (): Promise<void> => {
     const result = await connect();
     if (isLeft(result)) {
-      events.next({ kind: 'ssh.failed', t: now(), message: result.left.message });
+      events.next(sshFailedEvent(now(), result.left));
       return;
     }
     if (closing) {
@@ -170,7 +171,7 @@ export const makeDirectTransport = (
     if (opts.autoNets) {
       const routes = await remoteRoutes(link);
       if (isLeft(routes)) {
-        events.next({ kind: 'ssh.failed', t: now(), message: routes.left });
+        events.next({ kind: 'ssh.failed', t: now(), message: routes.left, cause: 'auto-nets' });
         return;
       }
       events.next({ kind: 'routes', t: now(), routes: routes.right });

@@ -12,6 +12,7 @@ import { type Observable, Subject } from 'rxjs';
 import type { Command, LogLevel } from '../../domain/commands.js';
 import { summarizeDns } from '../../domain/dns-message.js';
 import type { Event } from '../../domain/events.js';
+import { sshFailedEvent } from '../../domain/fatal.js';
 import { AF_INET, AF_INET6, type MuxConfig } from '../../domain/mux/index.js';
 import type { StreamsDriver } from '../streams-driver.js';
 import { ChannelDuplex } from './channel-duplex.js';
@@ -60,7 +61,7 @@ const withTimeout = <T>(p: Promise<T>, ms: number, fallback: T): Promise<T> =>
 export const makeHelperTransport = (
   now: () => number,
   streams: StreamsDriver,
-  connect: () => Promise<Either<{ readonly message: string }, HelperLink>>,
+  connect: () => Promise<Either<{ readonly message: string; readonly kind?: string }, HelperLink>>,
   opts: HelperTransportOptions,
 ): HelperTransport => {
   const events = new Subject<Event>();
@@ -233,7 +234,7 @@ export const makeHelperTransport = (
     over = false;
     const result = await connect();
     if (isLeft(result)) {
-      events.next({ kind: 'ssh.failed', t: now(), message: result.left.message });
+      events.next(sshFailedEvent(now(), result.left));
       return;
     }
     const l = result.right;
