@@ -14,6 +14,7 @@ import type { ChildProcess } from 'node:child_process';
 import { afterEach, beforeAll, expect, it } from 'vitest';
 import { describeLab, type LabHandle, run, waitFor } from './lab.js';
 import {
+  CLI,
   cliToServer,
   exitOf,
   logged,
@@ -95,7 +96,8 @@ describeLab('reconnect with a kill-switch', (lab: LabHandle) => {
   const url = () => `http://${lab.env.targetIp}/`;
 
   const survivesOutage = async (transport: readonly string[]) => {
-    const t = start(transport);
+    const recording = `${lab.env.dir}/reconnect-${transport.length}.jsonl`;
+    const t = start([...transport, '--record', recording]);
     await logged(t, 'Connected to server.');
     expect((await lab.curl(url())).stdout).toBe('hello from lab\n');
     await resetLeakCounter();
@@ -130,6 +132,13 @@ describeLab('reconnect with a kill-switch', (lab: LabHandle) => {
     expect(await leaked()).toBe(0);
     process.kill(t.child.pid as number, 'SIGTERM');
     expect(await exitOf(t.child)).toBe(0);
+
+    // The outage, the timers and the reconnect replay through the same reducer.
+    const replay = await run([process.execPath, CLI, 'replay', recording]);
+    expect(replay.code, replay.stdout).toBe(0);
+    expect(replay.stdout).toMatch(/ssh\.down .* reconnecting/);
+    expect(replay.stdout).toMatch(/timer \{"name":"reconnect"\}/);
+    expect(replay.stdout).toContain('replay matches the recording');
   };
 
   it('direct transport: rules stay while ssh is down, nothing leaks, back within 10 s', async () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import * as E from 'fp-ts/lib/Either.js';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseCommandLine } from '../../src/cli/options.js';
 import type { Event } from '../../src/domain/events.js';
 import { RECONNECT_TIMER } from '../../src/domain/reconnect.js';
@@ -16,6 +16,7 @@ import {
   statusReport,
   statusText,
 } from '../../src/domain/status.js';
+import { startStatusLine } from '../../src/effects/status-line.js';
 import { acceptEvent, startupEvents, TARGET_NET_RULE } from './fixtures/session-events.js';
 
 const startup = startupEvents(TARGET_NET_RULE).map((e) =>
@@ -226,5 +227,35 @@ describe('the status command line', () => {
         message: 'status: unexpected argument "x" (usage: sshuttle-ts status [PID|PORT] [--json])',
       }),
     );
+  });
+});
+
+describe('the live status line', () => {
+  it('redraws in place each period, truncates to the terminal, and erases itself for logs and at the end', () => {
+    vi.useFakeTimers();
+    try {
+      const writes: string[] = [];
+      const out = { columns: 30, write: (s: string) => writes.push(s) > 0 };
+      let n = 0;
+      const line = startStatusLine(
+        () => `tick ${++n} ${'x'.repeat(40)}`,
+        out as unknown as NodeJS.WriteStream,
+        1_000,
+      );
+      line.clear(); // nothing drawn yet: nothing to erase
+      expect(writes).toEqual([]);
+      vi.advanceTimersByTime(2_000);
+      expect(writes).toEqual([
+        `\r\x1b[Ktick 1 ${'x'.repeat(21)}~`,
+        `\r\x1b[Ktick 2 ${'x'.repeat(21)}~`,
+      ]);
+      line.clear();
+      expect(writes.at(-1)).toBe('\r\x1b[K');
+      line.stop();
+      vi.advanceTimersByTime(5_000);
+      expect(writes).toHaveLength(3);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
