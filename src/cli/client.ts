@@ -12,6 +12,7 @@ import type { Command, ListenAddr } from '../domain/commands.js';
 import type { Config, SubnetSpec } from '../domain/config.js';
 import { dnsCapture, dnsListenAddresses } from '../domain/dns-capture.js';
 import type { Event } from '../domain/events.js';
+import { EXIT_USAGE } from '../domain/exit-codes.js';
 import { EXIT_FATAL, initialSession, reduceSession, type SessionState } from '../domain/session.js';
 import type { SubnetRule } from '../domain/subnet.js';
 import { isIpLiteral, rulesFromAddresses } from '../domain/subnet-syntax.js';
@@ -26,13 +27,15 @@ import { firewallCommand, helperLaunch } from '../effects/privilege.js';
 import { connectSsh } from '../effects/ssh/connect.js';
 import { ttyPrompter } from '../effects/ssh/tty-prompt.js';
 import { makeStreamsDriver } from '../effects/streams-driver.js';
+import { makeTimerDriver } from '../effects/timer-driver.js';
 import { openRecorder } from '../streams/recorder.js';
 import { type Driver, run } from '../streams/run.js';
+import { makeClientStatus } from './client-status.js';
 import { shellWords } from './options-shell-words.js';
 import { DEFAULT_PIDFILE } from './options-table.js';
 import { VERSION } from './version.js';
 
-type DriverName = 'streams' | 'listener' | 'transport' | 'firewall' | 'process';
+type DriverName = 'streams' | 'listener' | 'transport' | 'firewall' | 'process' | 'timer';
 
 const route = (c: Command): DriverName => {
   switch (c.kind) {
@@ -57,6 +60,8 @@ const route = (c: Command): DriverName => {
     case 'log':
     case 'shutdown':
       return 'process';
+    case 'timer.start':
+      return 'timer';
   }
 };
 
@@ -111,26 +116,32 @@ const RESOLV_CONFS = ['/etc/resolv.conf', '/run/systemd/resolve/resolv.conf'];
 export const runClient = async (config: Config): Promise<number> => {
   // --syslog, --daemon, systemd: what changes once the tunnel is up.
   const bg = makeBackground(config);
-  const log = makeLogger(config.verbose, { wrap: bg.wrapLog });
+  const t0 = performance.now();
+  const now = (): number => Math.round((performance.now() - t0) * 1000) / 1000;
+  // Live status (control socket, and the status line on a terminal without -v).
+  const status = makeClientStatus({
+    now,
+    liveLine: process.stderr.isTTY === true && config.verbose === 0 && !config.daemon,
+    log: () => log,
+  });
+  const log = makeLogger(config.verbose, { wrap: bg.wrapLog, beforeWrite: status.beforeLog });
   if (!config.daemon && config.pidfile !== DEFAULT_PIDFILE)
     log.warn('--pidfile only applies with --daemon; ignored');
   if (config.remote === null) {
-    log.error('no remote given (-r)');
-    return 2;
+    log.error('no remote given (hint: name the ssh server with -r [USER@]HOST[:PORT])');
+    return EXIT_USAGE;
   }
   const remote = config.remote;
-  const t0 = performance.now();
-  const now = (): number => Math.round((performance.now() - t0) * 1000) / 1000;
 
   const includes = await resolveRules(config.subnets, false);
   if ('error' in includes) {
-    log.error(includes.error);
-    return 2;
+    log.error(`${includes.error} (hint: check the name, or give the subnet as an address)`);
+    return EXIT_USAGE;
   }
   const excludes = await resolveRules(config.excludes, true);
   if ('error' in excludes) {
-    log.error(excludes.error);
-    return 2;
+    log.error(`${excludes.error} (hint: check the name, or give the subnet as an address)`);
+    return EXIT_USAGE;
   }
   let rules = [...includes.rules, ...excludes.rules];
   if (config.disableIpv6 && rules.some((r) => r.family === 6)) {
@@ -218,6 +229,8 @@ export const runClient = async (config: Config): Promise<number> => {
     tmark: config.tmark,
   });
 
+  const timers = makeTimerDriver(now);
+
   let finish: (code: number) => void = () => {};
   const exited = new Promise<number>((resolve) => {
     finish = resolve;
@@ -230,6 +243,8 @@ export const runClient = async (config: Config): Promise<number> => {
 
   const shutdown = async (code: number): Promise<void> => {
     bg.stopping();
+    timers.close();
+    status.close();
     listener.closeAll();
     transport.close();
     streams.destroyAll();
@@ -273,9 +288,16 @@ export const runClient = async (config: Config): Promise<number> => {
           }),
         ),
       process: processDriver,
+      timer: timers.driver,
     },
     route,
-    ...(recorder === null ? {} : { observe: recorder.observe }),
+    observe:
+      recorder === null
+        ? status.observe
+        : (e, s, c) => {
+            recorder.observe(e, s, c);
+            status.observe(e, s, c);
+          },
     seed: [start],
   });
 

@@ -1,11 +1,13 @@
 /**
  * The `--help` text, rendered from the option table so every option appears.
  */
+import { EXIT_CODES } from '../domain/exit-codes.js';
 import { OPTION_GROUPS, OPTIONS, type OptionDef } from './options-table.js';
 
 const USAGE = [
   'Usage: sshuttle-ts [options] -r [USER[:PASSWORD]@]HOST[:PORT] <subnets...>',
   '       sshuttle-ts replay FILE [-v]',
+  '       sshuttle-ts status [PID|PORT] [--json]',
   '',
   'Capture TCP connections to the given subnets and carry them over ssh',
   '("poor man\'s VPN"). Options may also come from SSHUTTLE_ARGS (read first,',
@@ -63,5 +65,7 @@ export const helpText = (): string => {
       if (o.group === group) lines.push(...optionLines(o));
     }
   }
+  lines.push('', 'Exit codes (docs/exit-codes.md):');
+  for (const row of EXIT_CODES) lines.push(`  ${String(row.code).padStart(2)}  ${row.meaning}`);
   return `${lines.join('\n')}\n`;
 };

@@ -7,13 +7,14 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import * as E from 'fp-ts/lib/Either.js';
+import { EXIT_FATAL, EXIT_INTERNAL, EXIT_USAGE } from '../domain/exit-codes.js';
 import { notImplementedYet } from './feature-gate.js';
 import { type Command, parseCommandLine, type ReadFile } from './options.js';
 
 const PROGRAM = 'sshuttle-ts';
-const USAGE_EXIT = 2;
-const BUG_EXIT = 1;
-const FATAL_EXIT = 99;
+const USAGE_EXIT = EXIT_USAGE;
+const BUG_EXIT = EXIT_INTERNAL;
+const FATAL_EXIT = EXIT_FATAL;
 
 const REASONS: Readonly<Record<string, string>> = {
   ENOENT: 'no such file or directory',
@@ -48,6 +49,8 @@ const dispatch = async (command: Command, argv: readonly string[]): Promise<numb
       return 0;
     case 'replay':
       return (await import('./replay.js')).runReplay(command.file, { verbose: command.verbose });
+    case 'status':
+      return (await import('./status.js')).runStatus({ which: command.which, json: command.json });
     case 'firewall':
       return (await import('./firewall-main.js')).runFirewall(command.argv);
     case 'run': {
@@ -95,7 +98,10 @@ export const main = async (argv: string[]): Promise<void> => {
     process.exitCode = await dispatch(command, argv);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    fail(`internal error: ${message}`, BUG_EXIT);
+    fail(
+      `internal error: ${message} (hint: this is a bug; please report it with the output of -vvv)`,
+      BUG_EXIT,
+    );
     if (showStack && err instanceof Error && err.stack !== undefined) {
       process.stderr.write(`${err.stack}\n`);
     }

@@ -44,6 +44,7 @@ export type Command =
   | { readonly kind: 'help'; readonly text: string }
   | { readonly kind: 'version' }
   | { readonly kind: 'replay'; readonly file: string; readonly verbose: number }
+  | { readonly kind: 'status'; readonly which: number | null; readonly json: boolean }
   | { readonly kind: 'firewall'; readonly argv: readonly string[] };
 
 export interface CommandLineEnv {
@@ -444,6 +445,21 @@ const parseReplay = (args: readonly string[]): Parsed<Command> => {
   return E.right({ kind: 'replay', file, verbose });
 };
 
+const STATUS_USAGE = 'usage: sshuttle-ts status [PID|PORT] [--json]';
+
+/** `sshuttle-ts status [PID|PORT] [--json]`. */
+const parseStatus = (args: readonly string[]): Parsed<Command> => {
+  let json = false;
+  let which: number | null = null;
+  for (const arg of args) {
+    if (arg === '--json') json = true;
+    else if (arg === '-h' || arg === '--help') return E.right({ kind: 'help', text: helpText() });
+    else if (/^[1-9]\d{0,9}$/.test(arg) && which === null) which = Number(arg);
+    else return E.left(`status: unexpected argument ${quoted(arg)} (${STATUS_USAGE})`);
+  }
+  return E.right({ kind: 'status', which, json });
+};
+
 // ---------------------------------------------------------------------------
 // entry
 // ---------------------------------------------------------------------------
@@ -454,6 +470,7 @@ const parse = (
   readFile: ReadFile,
 ): Parsed<Command> => {
   if (argv[0] === 'replay') return parseReplay(argv.slice(1));
+  if (argv[0] === 'status') return parseStatus(argv.slice(1));
   const firewall = firewallArgv(argv);
   if (firewall !== null) return E.right({ kind: 'firewall', argv: firewall });
 

@@ -73,6 +73,8 @@ export type Command =
       readonly msg: string;
       readonly fields?: Readonly<Record<string, unknown>>;
     }
+  /** Answer with a `timer` event named `name` after `ms` (replaces a pending one of that name). */
+  | { readonly kind: 'timer.start'; readonly name: string; readonly ms: number }
   /** Restore the firewall, close everything, exit with `code`. */
   | { readonly kind: 'shutdown'; readonly code: number; readonly reason: string };
 

@@ -87,7 +87,11 @@ export const RoutesC = ev('routes', { routes: t.array(SubnetRuleC) });
 /** Host names learned on the server (-H, --seed-hosts). */
 export const HostsC = ev('hosts', { entries: t.array(t.type({ name: t.string, ip: t.string })) });
 export const SshUpC = ev('ssh.up', { server: t.string, excludes: t.array(t.string) });
-export const SshFailedC = ev('ssh.failed', { message: t.string });
+export const SshFailedC = t.intersection([
+  ev('ssh.failed', { message: t.string }),
+  /** What kind of failure (an SshError kind, `node-not-found`, ...): picks the hint. */
+  t.partial({ cause: t.string }),
+]);
 export const SshDownC = ev('ssh.down', { reason: t.string });
 export const AcceptC = ev('conn.accept', {
   id: NonNegInt,
@@ -110,6 +114,8 @@ export const ClosedC = ev('closed', {
   error: t.union([t.string, t.null]),
 });
 export const SignalC = ev('signal', { name: t.string });
+/** A timer the session asked for (`timer.start`) is due. */
+export const TimerC = ev('timer', { name: t.string });
 
 export const EventC = t.union([
   StartC,
@@ -138,6 +144,7 @@ export const EventC = t.union([
   EofC,
   ClosedC,
   SignalC,
+  TimerC,
 ]);
 export type Event = t.TypeOf<typeof EventC>;
 export type EventOf<K extends Event['kind']> = Extract<Event, { kind: K }>;

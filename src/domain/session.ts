@@ -9,7 +9,16 @@ import { captureRules, redirectPorts } from './capture.js';
 import type { Command, ListenAddr } from './commands.js';
 import { fitUdpAnswer, udpAnswerLimit } from './dns-message.js';
 import type { Event, EventOf, Side } from './events.js';
+import { EXIT_FATAL } from './exit-codes.js';
+import { classifyMessage, fatalLine, isFatalCause } from './fatal.js';
 import type { Endpoint } from './ports.js';
+import {
+  backoffDelay,
+  initialReconnect,
+  RECONNECT_TIMER,
+  type ReconnectState,
+  seconds,
+} from './reconnect.js';
 import type { Family, SubnetRule } from './subnet.js';
 
 // ---------------------------------------------------------------------------
@@ -22,6 +31,8 @@ export type Phase =
   | 'connecting' // binding listeners and connecting ssh
   | 'installing' // rules sent, waiting for STARTED
   | 'running'
+  // ssh dropped: the rules stay (captured connections are refused), ssh is retried
+  | 'reconnecting'
   | 'stopping';
 
 export interface Connection {
@@ -78,6 +89,7 @@ export interface SessionState {
   readonly conns: ReadonlyMap<number, Connection>;
   readonly totals: Totals;
   readonly exit: { readonly code: number; readonly reason: string } | null;
+  readonly reconnect: ReconnectState;
 }
 
 export type Step = readonly [SessionState, readonly Command[]];
@@ -114,10 +126,11 @@ export const initialSession: SessionState = {
     dnsFailed: 0,
   },
   exit: null,
+  reconnect: initialReconnect,
 };
 
-/** Exit code for fatal errors, as sshuttle's client uses. */
-export const EXIT_FATAL = 99;
+/** Exit code for fatal errors, as sshuttle's client uses (see exit-codes.ts). */
+export { EXIT_FATAL };
 
 const other = (side: Side): Side => (side === 'local' ? 'remote' : 'local');
 const none: readonly Command[] = [];
@@ -180,7 +193,9 @@ const onAccept = (s: SessionState, e: EventOf<'conn.accept'>): Step => {
   if (e.dstIsSelf || s.phase !== 'running') {
     const msg = e.dstIsSelf
       ? `connection to ${e.dst.ip}:${e.dst.port} is a loop (that is my own address): closed`
-      : `connection to ${e.dst.ip}:${e.dst.port} arrived while ${s.phase}: closed`;
+      : s.phase === 'reconnecting'
+        ? `connection to ${e.dst.ip}:${e.dst.port} refused: the tunnel is down (reconnecting)`
+        : `connection to ${e.dst.ip}:${e.dst.port} arrived while ${s.phase}: closed`;
     return [
       { ...s, totals: { ...totals, refused: totals.refused + 1 } },
       [
@@ -381,6 +396,87 @@ const onDnsFailed = (s: SessionState, e: EventOf<'dns.failed'>): Step => {
   ];
 };
 
+// ---------------------------------------------------------------------------
+// reconnect (the kill-switch: rules stay while ssh is down)
+// ---------------------------------------------------------------------------
+
+const retryIn = (ms: number): Command => ({ kind: 'timer.start', name: RECONNECT_TIMER, ms });
+
+/** ssh dropped: with reconnect on and the tunnel once up, keep the rules and retry. */
+const onSshDown = (s: SessionState, e: EventOf<'ssh.down'>): Step => {
+  // A link that drops before it came up again: its ssh.failed already scheduled the retry.
+  if (s.phase === 'reconnecting') {
+    return [s, [{ kind: 'log', level: 'debug', msg: `ssh (not up yet) closed: ${e.reason}` }]];
+  }
+  if (!s.reconnect.enabled || s.phase !== 'running') {
+    return shutdown(s, EXIT_FATAL, fatalLine('ssh-lost', `ssh connection lost: ${e.reason}`));
+  }
+  const ms = backoffDelay(0);
+  return [
+    { ...s, phase: 'reconnecting', reconnect: { ...s.reconnect, attempt: 0, downSince: e.t } },
+    [
+      {
+        kind: 'log',
+        level: 'warn',
+        msg: `ssh connection lost: ${e.reason}; the firewall rules stay (connections to the routed subnets are refused meanwhile), reconnecting in ${seconds(ms)}`,
+      },
+      retryIn(ms),
+    ],
+  ];
+};
+
+const onTimer = (s: SessionState, e: EventOf<'timer'>): Step => {
+  if (e.name !== RECONNECT_TIMER || s.phase !== 'reconnecting') return [s, none];
+  const attempt = s.reconnect.attempt + 1;
+  return [
+    { ...s, reconnect: { ...s.reconnect, attempt } },
+    [
+      { kind: 'log', level: 'info', msg: `reconnecting to the server (attempt ${attempt})` },
+      { kind: 'ssh.connect' },
+    ],
+  ];
+};
+
+/** A reconnect attempt failed: wait longer, then try again. */
+const onReconnectFailed = (s: SessionState, e: EventOf<'ssh.failed'>): Step => {
+  const ms = backoffDelay(s.reconnect.attempt);
+  return [
+    s,
+    [
+      {
+        kind: 'log',
+        level: 'info',
+        msg: `reconnect attempt ${s.reconnect.attempt} failed: ${e.message}; next in ${seconds(ms)}`,
+      },
+      retryIn(ms),
+    ],
+  ];
+};
+
+const onReconnected = (s: SessionState, e: EventOf<'ssh.up'>): Step => {
+  const down = s.reconnect.downSince === null ? 0 : e.t - s.reconnect.downSince;
+  return [
+    {
+      ...s,
+      phase: 'running',
+      server: { address: e.server, excludes: e.excludes },
+      reconnect: {
+        ...s.reconnect,
+        attempt: 0,
+        downSince: null,
+        reconnects: s.reconnect.reconnects + 1,
+      },
+    },
+    [
+      {
+        kind: 'log',
+        level: 'info',
+        msg: `Reconnected to server (down ${seconds(down)}, ${s.reconnect.attempt} attempts).`,
+      },
+    ],
+  ];
+};
+
 /** Folds one event. Never throws for any well-typed event. */
 export const reduceSession = (s0: SessionState, e: Event): Step => {
   if (e.kind === 'data') return onData(s0, e);
@@ -395,6 +491,7 @@ export const reduceSession = (s0: SessionState, e: Event): Step => {
           requestedListen: e.listen,
           requestedDns: e.dnsListen,
           nameservers: e.nameservers,
+          reconnect: { ...initialReconnect, enabled: e.reconnect },
         },
         [{ kind: 'fw.start' }],
       ];
@@ -435,6 +532,7 @@ export const reduceSession = (s0: SessionState, e: Event): Step => {
     case 'dns.failed':
       return onDnsFailed(s, e);
     case 'ssh.up':
+      if (s.phase === 'reconnecting') return onReconnected(s, e);
       return maybeInstall({ ...s, server: { address: e.server, excludes: e.excludes } });
     case 'fw.started':
       return s.phase === 'installing'
@@ -464,13 +562,29 @@ export const reduceSession = (s0: SessionState, e: Event): Step => {
       ];
     }
     case 'fw.failed':
-      return shutdown(s, EXIT_FATAL, `firewall: ${e.message}`);
+      return shutdown(
+        s,
+        EXIT_FATAL,
+        fatalLine(classifyMessage('firewall', e.message), `firewall: ${e.message}`),
+      );
     case 'listen.failed':
-      return shutdown(s, EXIT_FATAL, e.message);
+      return shutdown(s, EXIT_FATAL, fatalLine('listen', e.message));
     case 'ssh.failed':
-      return shutdown(s, EXIT_FATAL, e.message);
+      if (s.phase === 'reconnecting') return onReconnectFailed(s, e);
+      return shutdown(
+        s,
+        EXIT_FATAL,
+        fatalLine(
+          e.cause !== undefined && isFatalCause(e.cause)
+            ? e.cause
+            : classifyMessage('ssh', e.message),
+          e.message,
+        ),
+      );
     case 'ssh.down':
-      return shutdown(s, EXIT_FATAL, `ssh connection lost: ${e.reason}`);
+      return onSshDown(s, e);
+    case 'timer':
+      return onTimer(s, e);
     case 'signal':
       return shutdown(s, 0, `received ${e.name}, shutting down`);
     case 'fw.restored':

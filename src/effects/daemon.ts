@@ -13,11 +13,12 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Config } from '../domain/config.js';
+import { EXIT_PIDFILE } from '../domain/exit-codes.js';
 import { DAEMON_CHILD_ENV, type DaemonReady } from './background.js';
 import { firewallCommand } from './privilege.js';
 
 /** sshuttle's exit code for "the pidfile names a running process". */
-export const EXIT_PIDFILE = 5;
+export { EXIT_PIDFILE };
 
 /** The live pid the pidfile names, or null (no file, junk, or a dead pid). */
 export const livePid = (pidfile: string): number | null => {

@@ -9,6 +9,7 @@ import type { Client, ClientChannel } from 'ssh2';
 import type { Command } from '../domain/commands.js';
 import { summarizeDns } from '../domain/dns-message.js';
 import type { Event } from '../domain/events.js';
+import { sshFailedEvent } from '../domain/fatal.js';
 import { type HostName, parseHostsText } from '../domain/hosts-file.js';
 import { addressesSeen } from '../domain/hostwatch.js';
 import type { Endpoint } from '../domain/ports.js';
@@ -127,7 +128,7 @@ const remoteHosts = async (
 export const makeDirectTransport = (
   now: () => number,
   streams: StreamsDriver,
-  connect: () => Promise<Either<{ readonly message: string }, SshLink>>,
+  connect: () => Promise<Either<{ readonly message: string; readonly kind?: string }, SshLink>>,
   opts: {
     readonly toNs: Endpoint | null;
     readonly dns: boolean;
@@ -172,7 +173,11 @@ export const makeDirectTransport = (
   const onConnect = async (): Promise<void> => {
     const result = await connect();
     if (isLeft(result)) {
-      events.next({ kind: 'ssh.failed', t: now(), message: result.left.message });
+      events.next(sshFailedEvent(now(), result.left));
+      return;
+    }
+    if (closing) {
+      result.right.close();
       return;
     }
     link = result.right;
@@ -181,7 +186,7 @@ export const makeDirectTransport = (
     if (opts.autoNets) {
       const routes = await remoteRoutes(link);
       if (isLeft(routes)) {
-        events.next({ kind: 'ssh.failed', t: now(), message: routes.left });
+        events.next({ kind: 'ssh.failed', t: now(), message: routes.left, cause: 'auto-nets' });
         return;
       }
       events.next({ kind: 'routes', t: now(), routes: routes.right });
@@ -196,7 +201,14 @@ export const makeDirectTransport = (
       again.unref();
       void link.closed.then(() => clearInterval(again));
     }
-    void link.closed.then(({ reason }) => {
+    const current = link;
+    void current.closed.then(({ reason }) => {
+      // Forget the dead link, so a reconnect (a later ssh.connect) starts afresh.
+      if (link === current) {
+        link = null;
+        dns?.close();
+        dns = null;
+      }
       if (!closing) events.next({ kind: 'ssh.down', t: now(), reason });
     });
     events.next({

@@ -3,6 +3,8 @@
  * (pino-pretty), JSON lines otherwise. sshuttle-like levels: no -v shows
  * info and up, -v debug, -vv and more trace.
  */
+import { writeSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 
@@ -20,6 +22,8 @@ export const makeLogger = (
     readonly name?: string;
     /** Wraps the stderr destination (e.g. to switch to syslog later). */
     readonly wrap?: (stderr: LogDestination) => LogDestination;
+    /** Called before each line on a terminal (the live status line erases itself). */
+    readonly beforeWrite?: () => void;
   } = {},
 ): Logger => {
   const level = levelFor(verbose);
@@ -30,7 +34,16 @@ export const makeLogger = (
       base,
       wrap(
         pretty({
-          destination: 2,
+          destination:
+            opts.beforeWrite === undefined
+              ? 2
+              : new Writable({
+                  write: (chunk: Buffer, _enc, done) => {
+                    opts.beforeWrite?.();
+                    writeSync(2, chunk);
+                    done();
+                  },
+                }),
           sync: true,
           colorize: true,
           ignore: 'name',

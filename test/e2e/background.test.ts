@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeLab, type LabHandle, outputOf, run, spawnProcess, waitFor } from './lab.js';
-import { cliArgv, exitOf } from './lab-client.js';
+import { cliArgv, exitOf } from './lab-tunnel.js';
 
 /** A Unix datagram socket that collects what arrives (socat), like /dev/log or systemd's. */
 const datagramSink = async (path: string) => {

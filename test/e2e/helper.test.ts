@@ -8,21 +8,12 @@ import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, expect, it } from 'vitest';
 import { describeLab, type LabHandle, outputOf, spawnInNs, waitFor } from './lab.js';
+import { exitOf, stopAllTunnels, type Tunnel } from './lab-tunnel.js';
 
 const CLI = fileURLToPath(new URL('../../bin/sshuttle-ts', import.meta.url));
 const CHECK = fileURLToPath(new URL('./fixtures/tcp-check.mjs', import.meta.url));
 const STOCK_SERVER =
   "/usr/bin/python3 -c 'import sshuttle.server as s; s.main(True, 32768, False, None, False)'";
-
-interface Tunnel {
-  readonly child: ChildProcess;
-  readonly out: { readonly stdout: string; readonly stderr: string };
-}
-
-const exitOf = (child: ChildProcess): Promise<number | null> =>
-  child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve(child.exitCode)
-    : new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 
 describeLab('helper transport', (lab: LabHandle) => {
   const running = new Set<ChildProcess>();
@@ -33,18 +24,7 @@ describeLab('helper transport', (lab: LabHandle) => {
     await waitFor('echo server', () => out.stdout.includes('listening') || undefined);
   });
   afterEach(async () => {
-    for (const child of running) {
-      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-        process.kill(child.pid, 'SIGTERM');
-        await exitOf(child);
-      }
-    }
-    running.clear();
-    await waitFor(
-      'rules removed after the test',
-      async () => (await lab.countOurRules()) === 0 || undefined,
-      5_000,
-    );
+    await stopAllTunnels(running, lab.countOurRules);
   });
   /** The CLI with `transport` args, then `-r root@server` and `args`. */
   const start = (transport: readonly string[], args: readonly string[]): Tunnel => {

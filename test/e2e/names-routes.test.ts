@@ -12,30 +12,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, expect, it } from 'vitest';
 import { describeLab, type LabHandle, outputOf, spawnInNs, waitFor } from './lab.js';
+import { exitOf, stopAllTunnels } from './lab-tunnel.js';
 
 const CLI = fileURLToPath(new URL('../../bin/sshuttle-ts', import.meta.url));
 const DNS_CHECK = fileURLToPath(new URL('./fixtures/dns-check.mjs', import.meta.url));
 
-const exitOf = (child: ChildProcess): Promise<number | null> =>
-  child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve(child.exitCode)
-    : new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-
 describeLab('DNS and auto-nets through the direct transport', (lab: LabHandle) => {
   const running = new Set<ChildProcess>();
   afterEach(async () => {
-    for (const child of running) {
-      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-        process.kill(child.pid, 'SIGTERM');
-        await exitOf(child);
-      }
-    }
-    running.clear();
-    await waitFor(
-      'rules removed',
-      async () => (await lab.countOurRules()) === 0 || undefined,
-      5_000,
-    );
+    await stopAllTunnels(running, lab.countOurRules);
   });
 
   const start = async (args: readonly string[], env?: NodeJS.ProcessEnv) => {

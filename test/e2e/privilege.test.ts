@@ -10,7 +10,7 @@ import { chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeLab, hasTool, type LabHandle, outputOf, run, waitFor } from './lab.js';
-import { CLI, cliArgv, exitOf } from './lab-client.js';
+import { CLI, cliArgv, exitOf } from './lab-tunnel.js';
 import { createTestUser, hostsKnowsThisMachine, type TestUser } from './lab-user.js';
 
 describeLab('least privilege (sudo)', (lab: LabHandle) => {

@@ -18,7 +18,7 @@ import {
   spawnProcess,
   waitFor,
 } from './lab.js';
-import { cliArgv, exitOf, stopAll } from './lab-client.js';
+import { cliArgv, exitOf, stopAll } from './lab-tunnel.js';
 import { createTestUser, type TestUser } from './lab-user.js';
 
 describeLab('capture scope', (lab: LabHandle) => {

@@ -8,19 +8,10 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, expect, it } from 'vitest';
 import { describeLab, type LabHandle, outputOf, spawnInNs, waitFor } from './lab.js';
+import { exitOf, stopAllTunnels, type Tunnel } from './lab-tunnel.js';
 
 const CLI = fileURLToPath(new URL('../../bin/sshuttle-ts', import.meta.url));
 const CHECK = fileURLToPath(new URL('./fixtures/tcp-check.mjs', import.meta.url));
-
-interface Tunnel {
-  readonly child: ChildProcess;
-  readonly out: { readonly stdout: string; readonly stderr: string };
-}
-
-const exitOf = (child: ChildProcess): Promise<number | null> =>
-  child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve(child.exitCode)
-    : new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 
 describeLab('direct transport', (lab: LabHandle) => {
   const running = new Set<ChildProcess>();
@@ -33,18 +24,7 @@ describeLab('direct transport', (lab: LabHandle) => {
   });
   afterEach(async () => {
     // A failed test must not leave its tunnel capturing traffic for the next.
-    for (const child of running) {
-      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-        process.kill(child.pid, 'SIGTERM');
-        await exitOf(child);
-      }
-    }
-    running.clear();
-    await waitFor(
-      'rules removed after the test',
-      async () => (await lab.countOurRules()) === 0 || undefined,
-      5_000,
-    );
+    await stopAllTunnels(running, lab.countOurRules);
   });
   const start = (args: readonly string[], sshConfig?: string): Tunnel => {
     const child = lab.spawnInClient([

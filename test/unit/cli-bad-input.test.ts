@@ -306,12 +306,16 @@ describe('main in-process', () => {
     const quiet = captured();
     await main(['-r', 'h', '10.0.0.0/8']);
     expect(process.exitCode).toBe(1);
-    expect(quiet.stderr).toEqual(['sshuttle-ts: internal error: boom\n']);
+    expect(quiet.stderr).toEqual([
+      'sshuttle-ts: internal error: boom (hint: this is a bug; please report it with the output of -vvv)\n',
+    ]);
 
     vi.restoreAllMocks();
     const loud = captured();
     await main(['-vvv', '-r', 'h', '10.0.0.0/8']);
-    expect(loud.stderr[0]).toBe('sshuttle-ts: internal error: boom\n');
+    expect(loud.stderr[0]).toBe(
+      'sshuttle-ts: internal error: boom (hint: this is a bug; please report it with the output of -vvv)\n',
+    );
     expect(loud.stderr[1]).toMatch(/^Error: boom\n\s+at /);
 
     vi.restoreAllMocks();

@@ -4,7 +4,7 @@ import type { Event } from '../../src/domain/events.js';
 import { decodeRecording, encodeLine, RECORDING_FORMAT } from '../../src/domain/recording.js';
 import { initialSession, reduceSession } from '../../src/domain/session.js';
 import { replayLines } from '../../src/streams/replay.js';
-import { startupEvents } from './fixtures/session-events.js';
+import { startupEvents, TARGET_NET_RULE } from './fixtures/session-events.js';
 
 const header = (payload: boolean) =>
   JSON.stringify({
@@ -15,14 +15,7 @@ const header = (payload: boolean) =>
     payload,
   });
 
-const startup = startupEvents({
-  family: 4,
-  ip: '203.0.113.0',
-  width: 24,
-  exclude: false,
-  fport: 0,
-  lport: 0,
-});
+const startup = startupEvents(TARGET_NET_RULE);
 
 const side = fc.constantFrom('local' as const, 'remote' as const);
 /** Connection-level events on a handful of ids, in any order: the reducer must cope. */

@@ -1,24 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { Command } from '../../src/domain/commands.js';
 import type { Event } from '../../src/domain/events.js';
-import {
-  EXIT_FATAL,
-  initialSession,
-  reduceSession,
-  type SessionState,
-} from '../../src/domain/session.js';
-import { startupEvents } from './fixtures/session-events.js';
+import { EXIT_FATAL } from '../../src/domain/session.js';
+import { acceptEvent, foldSession, startupEvents } from './fixtures/session-events.js';
 
-const fold = (events: readonly Event[], s0: SessionState = initialSession) => {
-  let s = s0;
-  const all: Command[][] = [];
-  for (const e of events) {
-    const [next, cmds] = reduceSession(s, e);
-    s = next;
-    all.push([...cmds]);
-  }
-  return { state: s, commands: all, last: all.at(-1) ?? [] };
-};
+const fold = foldSession;
 
 const kinds = (cmds: readonly Command[]) => cmds.map((c) => c.kind);
 
@@ -31,15 +17,7 @@ const startup = startupEvents({
   lport: 0,
 });
 
-const accept = (id: number, t = 10): Event => ({
-  kind: 'conn.accept',
-  t,
-  id,
-  family: 4,
-  src: { ip: '127.0.0.1', port: 40000 + id },
-  dst: { ip: '203.0.113.2', port: 80 },
-  dstIsSelf: false,
-});
+const accept = (id: number, t = 10): Event => acceptEvent(id, t);
 
 describe('session startup', () => {
   it('starts the firewall helper first, then listeners and ssh, and installs rules only once both are up', () => {

@@ -12,6 +12,7 @@ import { type Observable, Subject } from 'rxjs';
 import type { Command, LogLevel } from '../../domain/commands.js';
 import { summarizeDns } from '../../domain/dns-message.js';
 import type { Event } from '../../domain/events.js';
+import { sshFailedEvent } from '../../domain/fatal.js';
 import { usableHosts } from '../../domain/hosts-file.js';
 import { AF_INET, AF_INET6, type MuxConfig } from '../../domain/mux/index.js';
 import { autoNets, routesFromWire } from '../../domain/routes.js';
@@ -71,7 +72,7 @@ const withTimeout = <T>(p: Promise<T>, ms: number, fallback: T): Promise<T> =>
 export const makeHelperTransport = (
   now: () => number,
   streams: StreamsDriver,
-  connect: () => Promise<Either<{ readonly message: string }, HelperLink>>,
+  connect: () => Promise<Either<{ readonly message: string; readonly kind?: string }, HelperLink>>,
   opts: HelperTransportOptions,
 ): HelperTransport => {
   const events = new Subject<Event>();
@@ -81,6 +82,8 @@ export const makeHelperTransport = (
   let up = false;
   let over = false;
   let closing = false;
+  /** Counts connections: what an earlier (dead) connection reports late is ignored. */
+  let generation = 0;
   let bannerTimer: NodeJS.Timeout | null = null;
   /** -N: the banner came, ROUTES has not yet. */
   let routesTimer: NodeJS.Timeout | null = null;
@@ -107,8 +110,8 @@ export const makeHelperTransport = (
   };
 
   /** The transport is finished: report it once (failed before the banner, down after). */
-  const finish = async (reason: string): Promise<void> => {
-    if (over) return;
+  const finish = async (reason: string, gen = generation): Promise<void> => {
+    if (over || gen !== generation) return;
     over = true;
     if (bannerTimer !== null) clearTimeout(bannerTimer);
     if (routesTimer !== null) clearTimeout(routesTimer);
@@ -279,9 +282,15 @@ export const makeHelperTransport = (
   };
 
   const onConnect = async (): Promise<void> => {
+    // A reconnect: the previous connection is over (finish ran); start afresh.
+    const gen = ++generation;
+    link = null;
+    mux = null;
+    up = false;
+    over = false;
     const result = await connect();
     if (isLeft(result)) {
-      events.next({ kind: 'ssh.failed', t: now(), message: result.left.message });
+      events.next(sshFailedEvent(now(), result.left));
       return;
     }
     const l = result.right;
@@ -291,23 +300,25 @@ export const makeHelperTransport = (
       l.close();
       return;
     }
-    void l.closed.then(({ reason }) => finish(reason));
+    void l.closed.then(({ reason }) => finish(reason, gen));
     // A helper that dies without a banner ends the pipe too; make sure we hear of it.
     void l.proc.exited.then((e) =>
       setTimeout(
-        () => finish(`the helper exited (code ${e.code ?? e.signal ?? 'unknown'})`),
+        () => finish(`the helper exited (code ${e.code ?? e.signal ?? 'unknown'})`, gen),
         up ? 500 : 50,
       ).unref(),
     );
     bannerTimer = setTimeout(
-      () => void finish('no answer from the helper (no SSHUTTLE0001 banner)'),
+      () => void finish('no answer from the helper (no SSHUTTLE0001 banner)', gen),
       opts.bannerTimeoutMs ?? 60_000,
     );
     bannerTimer.unref();
     mux = startMuxDriver({
       config: opts.mux,
       pipe: { readable: l.proc.readable, writable: l.proc.writable },
-      onCommand,
+      onCommand: (c) => {
+        if (gen === generation) onCommand(c);
+      },
       now,
       ...(l.preamble === null ? {} : { preamble: l.preamble }),
     });

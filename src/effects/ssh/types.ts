@@ -3,18 +3,11 @@
  * reports, the logger and the terminal prompter it is handed.
  */
 
+import type { SshFailureKind } from '../../domain/fatal.js';
+
 /** Why a connection could not be made; `message` is one line for the user. */
 export interface SshError {
-  readonly kind:
-    | 'config'
-    | 'connect-failed'
-    | 'timeout'
-    | 'handshake-failed'
-    | 'host-key-unknown'
-    | 'host-key-changed'
-    | 'host-key-revoked'
-    | 'auth-failed'
-    | 'proxy-jump';
+  readonly kind: SshFailureKind;
   readonly message: string;
 }
 
