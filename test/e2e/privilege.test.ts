@@ -120,7 +120,7 @@ describeLab('least privilege (sudo)', (lab: LabHandle) => {
     expect(await lab.countOurRules()).toBe(0);
   }, 60_000);
 
-  it("-D as the user: returns once the tunnel works, the sudo'd helper outlives the terminal", async () => {
+  it("-D as the user: returns once the tunnel works; the background client is the user's", async () => {
     const pidfile = join(u().home, 'tunnel.pid');
     const fg = await lab.inClient(clientArgv('-D', '--pidfile', pidfile), { timeoutMs: 60_000 });
     expect(fg.code, fg.stderr).toBe(0);
