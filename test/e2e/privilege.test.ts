@@ -6,7 +6,7 @@
  * no password, the helper is root and the client is not; a command line the
  * snippet does not list is refused by sudo.
  */
-import { chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeLab, hasTool, type LabHandle, outputOf, run, waitFor } from './lab.js';
@@ -118,6 +118,19 @@ describeLab('least privilege (sudo)', (lab: LabHandle) => {
     expect(await exitOf(child)).toBe(0);
     expect(out.stdout).toContain('received SIGINT, shutting down');
     expect(await lab.countOurRules()).toBe(0);
+  }, 60_000);
+
+  it("-D as the user: returns once the tunnel works; the background client is the user's", async () => {
+    const pidfile = join(u().home, 'tunnel.pid');
+    const fg = await lab.inClient(clientArgv('-D', '--pidfile', pidfile), { timeoutMs: 60_000 });
+    expect(fg.code, fg.stderr).toBe(0);
+    expect((await lab.curl(`http://${lab.env.targetIp}/`)).stdout).toBe('hello from lab\n');
+    const pid = Number(readFileSync(pidfile, 'utf8').trim());
+    const owner = await run(['ps', '-o', 'user:32=', '-p', String(pid)]);
+    expect(owner.stdout.trim()).toBe(u().name);
+    process.kill(pid, 'SIGTERM');
+    await waitFor('rules removed', async () => (await lab.countOurRules()) === 0 || undefined);
+    await waitFor('pidfile removed', () => !existsSync(pidfile) || undefined);
   }, 60_000);
 
   it('sudo refuses a command line the entry does not list', async () => {
