@@ -18,7 +18,11 @@ const NOT_IMPLEMENTED_YET: readonly (readonly [string, (c: Config) => boolean])[
   // The direct transport is ssh2 in-process: an external ssh or a remote command has no place in it.
   ['-e/--ssh-cmd with --transport direct', (c) => c.transport === 'direct' && c.sshCmd !== null],
   ['--helper-cmd with --transport direct', (c) => c.transport === 'direct' && c.helperCmd !== null],
-  ['--method tproxy', (c) => c.method === 'tproxy'],
+  // tproxy's UDP travels as UDP_OPEN/DATA/CLOSE frames of the helper protocol.
+  [
+    '--method tproxy with --transport direct',
+    (c) => c.method === 'tproxy' && c.transport === 'direct',
+  ],
   ['--method pf', (c) => c.method === 'pf'],
   ['--method ipfw', (c) => c.method === 'ipfw'],
   ['--daemon', (c) => c.daemon],

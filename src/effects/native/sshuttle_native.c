@@ -298,6 +298,8 @@ static napi_value fail_fd(napi_env env, int fd, int e, const char *syscall) {
   return NULL;
 }
 
+#define UDP_RCVBUF (4 * 1024 * 1024)
+
 static napi_value transparent_socket(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -341,6 +343,11 @@ static napi_value transparent_socket(napi_env env, napi_callback_info info) {
     return fail_fd(env, fd, errno,
                    family == 4 ? "setsockopt(IP_TRANSPARENT)" : "setsockopt(IPV6_TRANSPARENT)");
   if (!tcp) {
+    /* Room for bursts while the event loop is busy: root may exceed rmem_max
+     * (SO_RCVBUFFORCE), others get what rmem_max allows; failing is not fatal. */
+    int size = UDP_RCVBUF;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+      (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
     int rc = family == 4
                  ? setsockopt(fd, SSH_SOL_IP, SSH_IP_RECVORIGDSTADDR, &one, sizeof one)
                  : setsockopt(fd, SSH_SOL_IPV6, SSH_IPV6_RECVORIGDSTADDR, &one, sizeof one);
