@@ -103,18 +103,21 @@ const ruleExists = (input: FamilyPlanInput, o: TproxyOptions): Probe => ({
   match: 'prefix',
 });
 
-/** Our route is listed (the listing is filtered to table and metric). */
+/**
+ * Our route is listed (filtered to its metric). `table all`, because
+ * `ip -6 route show table 100` fails while that table does not exist yet.
+ */
 const routeExists = (input: FamilyPlanInput): Probe => ({
   argv: [
     ...ipCmd(input.family),
     'route',
     'show',
     'table',
-    TPROXY_TABLE,
+    'all',
     'metric',
     String(tproxyPriority(input.port)),
   ],
-  line: 'local default dev lo',
+  line: `local default dev lo table ${TPROXY_TABLE}`,
   match: 'prefix',
 });
 

@@ -278,7 +278,7 @@ describe('tproxy plan: goldens (sshuttle-upstream.md §2.3)', () => {
       'Chain sshuttle-d-1025 ',
       'Chain sshuttle-d-1025 ',
       '1025:',
-      'local default dev lo',
+      'local default dev lo table 100',
     ]);
     expect(steps[0]?.when?.argv).toEqual([...m4, '-nL']);
     expect(steps[8]?.when?.argv).toEqual([
@@ -297,7 +297,7 @@ describe('tproxy plan: goldens (sshuttle-upstream.md §2.3)', () => {
       'route',
       'show',
       'table',
-      '100',
+      'all',
       'metric',
       '1025',
     ]);
