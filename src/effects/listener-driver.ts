@@ -19,6 +19,9 @@ import { bindTproxy, bindTproxyDns, sendFrom, type UdpWatch } from './tproxy-lis
 /** How often idle datagram sessions are looked at (tproxy). */
 const TICK_MS = 5_000;
 
+/** tproxy: DNS requests whose original destination is remembered for the answer. */
+const MAX_DNS_PENDING = 4096;
+
 /**
  * Local socket buffers: big enough that one ssh packet burst (ssh2 sends up
  * to 32 KiB per packet) does not trip backpressure at once, small enough to
@@ -159,7 +162,11 @@ export const makeListenerDriver = (now: () => number, streams: StreamsDriver): L
       src: { ip: string; port: number },
       dst: { ip: string; port: number } | null,
     ) => {
-      if (dst !== null) dnsDst.set(nextDnsId, { family, ...dst });
+      if (dst !== null) {
+        dnsDst.set(nextDnsId, { family, ...dst });
+        // Unanswered requests (timeouts) must not pile up: forget the oldest.
+        if (dnsDst.size > MAX_DNS_PENDING) dnsDst.delete(dnsDst.keys().next().value ?? 0);
+      }
       onDns(family)(chunk, { address: src.ip, port: src.port });
     };
 
