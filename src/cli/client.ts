@@ -48,10 +48,14 @@ const route = (c: Command): DriverName => {
     case 'listen':
       return 'listener';
     case 'dns.reply':
+    case 'udp.reply':
       return 'listener';
     case 'ssh.connect':
     case 'chan.open':
     case 'dns.forward':
+    case 'udp.open':
+    case 'udp.send':
+    case 'udp.close':
       return 'transport';
     case 'fw.start':
     case 'fw.setup':

@@ -12,7 +12,11 @@ const NOT_IMPLEMENTED_YET: readonly (readonly [string, (c: Config) => boolean])[
   ['--helper-cmd with --transport direct', (c) => c.transport === 'direct' && c.helperCmd !== null],
   // --wrap limits mux channel ids; the direct transport has none.
   ['--wrap with --transport direct', (c) => c.transport === 'direct' && c.wrap !== DEFAULT_WRAP],
-  ['--method tproxy', (c) => c.method === 'tproxy'],
+  // tproxy's UDP travels as UDP_OPEN/DATA/CLOSE frames of the helper protocol.
+  [
+    '--method tproxy with --transport direct',
+    (c) => c.method === 'tproxy' && c.transport === 'direct',
+  ],
   ['--method pf', (c) => c.method === 'pf'],
   ['--method ipfw', (c) => c.method === 'ipfw'],
   ['--remote-shell', (c) => c.remoteShell !== null],

@@ -39,6 +39,7 @@ import { makeLineSplitter } from '../effects/firewall/line-splitter.js';
 import { flushResolverCache } from '../effects/firewall/resolver-cache.js';
 import { firewallEnv, type Log, runSteps } from '../effects/firewall/run-steps.js';
 import { selectMethod } from '../effects/firewall/select-method.js';
+import { tproxyPreflight } from '../effects/firewall/tproxy-preflight.js';
 
 // ---------------------------------------------------------------------------
 // arguments
@@ -225,6 +226,10 @@ const install = async (
   input: Inputs,
 ): Promise<E.Either<string, void>> => {
   for (const family of familiesToSetup(req)) {
+    if (method === 'tproxy') {
+      const ok = await tproxyPreflight(family, env, log);
+      if (E.isLeft(ok)) return ok;
+    }
     touched.push(family);
     log(2, `setting up IPv${family}`);
     const r = await runSteps(planSetup(method, family, req), {

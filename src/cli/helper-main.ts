@@ -8,13 +8,17 @@
  * whose names go back as HOST_LIST frames while the session lasts;
  * a failed connect is TCP_STOP_SENDING + TCP_EOF on its channel; a DNS_REQ
  * goes over UDP to the server's resolver (or --to-ns), retried on the next
- * nameserver every 3 s, and its reply comes back as DNS_RESPONSE. With a
+ * nameserver every 3 s, and its reply comes back as DNS_RESPONSE. A
+ * UDP_OPEN gets an unconnected UDP socket: each UDP_DATA is sent to its own
+ * destination, each reply comes back as UDP_DATA with the peer's address;
+ * UDP_CLOSE, or (unlike upstream) no datagram either way for
+ * SERVER_UDP_IDLE_MS, closes it. With a
  * client of ours the mux negotiates credit mode. Logs go to stderr only.
  *
  * Bundled by scripts/build-helper.mjs into dist/helper.cjs, which calls
  * {@link runHelper} with the words after the loader.
  */
-import { createSocket } from 'node:dgram';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { isIP, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -22,6 +26,7 @@ import type { Readable, Writable } from 'node:stream';
 import { defaultMuxConfig } from '../domain/mux/index.js';
 import { parseResolvConf } from '../domain/resolv-conf.js';
 import { routesToWire } from '../domain/routes.js';
+import { SERVER_UDP_IDLE_MS } from '../domain/udp-sessions.js';
 import { parseHelperArgs } from '../effects/helper/command.js';
 import { type RoleCommand, startMuxDriver } from '../effects/helper/mux-driver.js';
 import {
@@ -132,6 +137,57 @@ export const runHelper = (argv: readonly string[]): void => {
     attempt();
   };
 
+  /** Datagram channels: their socket and the time of their last datagram. */
+  const udps = new Map<number, { sock: UdpSocket; last: number }>();
+  const udpClose = (channel: number, release: boolean): void => {
+    const u = udps.get(channel);
+    if (u === undefined) return;
+    udps.delete(channel);
+    u.sock.close();
+    if (release) mux.dispatch({ kind: 'release', channel });
+  };
+  const udpSweep = setInterval(() => {
+    const t = now();
+    for (const [channel, u] of udps) {
+      if (t - u.last < SERVER_UDP_IDLE_MS) continue;
+      log('debug', `channel ${channel}: UDP idle for ${SERVER_UDP_IDLE_MS / 1000} s, closed`);
+      udpClose(channel, true);
+    }
+  }, 5_000);
+  udpSweep.unref();
+
+  const udpOpen = (channel: number, family: number): void => {
+    // Upstream uses the client's number as-is; 2 is AF_INET everywhere, anything else is IPv6.
+    const sock = createSocket({
+      type: family === 2 ? 'udp4' : 'udp6',
+      // Bursts of replies while the loop is busy (capped by the kernel's rmem_max).
+      recvBufferSize: 1 << 20,
+    });
+    const u = { sock, last: now() };
+    udps.set(channel, u);
+    sock.on('error', (err) => log('debug', `channel ${channel}: UDP: ${err.message}`));
+    sock.on('message', (data: Buffer, from) => {
+      if (udps.get(channel) !== u) return;
+      u.last = now();
+      mux.dispatch({
+        kind: 'send',
+        frame: { kind: 'UDP_DATA', channel, ip: from.address, port: from.port, data },
+      });
+    });
+    log('debug', `channel ${channel}: UDP session opened`);
+  };
+
+  const udpFrame = (f: Extract<RoleCommand, { kind: 'control' }>['frame']): void => {
+    if (f.kind === 'UDP_OPEN') udpOpen(f.channel, f.family);
+    else if (f.kind === 'UDP_CLOSE') udpClose(f.channel, false);
+    else if (f.kind === 'UDP_DATA') {
+      const u = udps.get(f.channel);
+      if (u === undefined) return;
+      u.last = now();
+      u.sock.send(f.data, f.port, f.ip);
+    }
+  };
+
   const onCommand = (c: RoleCommand): void => {
     switch (c.kind) {
       case 'connect':
@@ -177,7 +233,13 @@ export const runHelper = (argv: readonly string[]): void => {
             now,
             log,
           });
-        } else
+        } else if (
+          c.frame.kind === 'UDP_OPEN' ||
+          c.frame.kind === 'UDP_DATA' ||
+          c.frame.kind === 'UDP_CLOSE'
+        )
+          udpFrame(c.frame);
+        else
           log(
             'debug',
             `${c.frame.kind} on channel ${c.frame.channel}: not supported by this helper`,
@@ -187,6 +249,8 @@ export const runHelper = (argv: readonly string[]): void => {
         hostwatch?.stop();
         for (const s of sockets.values()) s.destroy();
         sockets.clear();
+        for (const channel of [...udps.keys()]) udpClose(channel, false);
+        clearInterval(udpSweep);
         mux.stop();
         if (c.error) log('error', c.reason);
         process.exitCode = c.error ? 1 : 0;

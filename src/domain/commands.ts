@@ -30,6 +30,8 @@ export type Command =
       readonly addrs: readonly ListenAddr[];
       /** UDP addresses for captured DNS requests. */
       readonly dns: readonly ListenAddr[];
+      /** tproxy: transparent listeners, and UDP on the TCP ports. */
+      readonly tproxy?: boolean;
     }
   | { readonly kind: 'ssh.connect' }
   | {
@@ -60,6 +62,30 @@ export type Command =
       readonly dst: Endpoint;
       readonly chunk: Buffer;
     }
+  /** Open datagram session `id` through the tunnel (UDP_OPEN), for the local `src`. */
+  | {
+      readonly kind: 'udp.open';
+      readonly id: number;
+      readonly family: Family;
+      readonly src: Endpoint;
+    }
+  /** Send one datagram of session `id` to `dst` (UDP_DATA). */
+  | {
+      readonly kind: 'udp.send';
+      readonly id: number;
+      readonly dst: Endpoint;
+      readonly chunk: Buffer;
+    }
+  /** End datagram session `id` (UDP_CLOSE). */
+  | { readonly kind: 'udp.close'; readonly id: number }
+  /** Hand a datagram to the local application `to`, sent from `from` (a remote address). */
+  | {
+      readonly kind: 'udp.reply';
+      readonly family: Family;
+      readonly from: Endpoint;
+      readonly to: Endpoint;
+      readonly chunk: Buffer;
+    }
   | { readonly kind: 'write'; readonly id: number; readonly side: Side; readonly chunk: Buffer }
   | { readonly kind: 'pause'; readonly id: number; readonly side: Side }
   | { readonly kind: 'resume'; readonly id: number; readonly side: Side }
@@ -88,7 +114,9 @@ export const summarizeCommand = (c: Command): Record<string, unknown> => {
   switch (c.kind) {
     case 'write':
     case 'dns.forward':
-    case 'dns.reply': {
+    case 'dns.reply':
+    case 'udp.send':
+    case 'udp.reply': {
       const { chunk: _chunk, ...rest } = c;
       return rest;
     }

@@ -116,6 +116,27 @@ export const ClosedC = ev('closed', {
 export const SignalC = ev('signal', { name: t.string });
 /** A timer the session asked for (`timer.start`) is due. */
 export const TimerC = ev('timer', { name: t.string });
+/** A captured UDP datagram (tproxy): from a local application to `dst`. */
+export const UdpRecvC = ev('udp.recv', {
+  family: FamilyC,
+  src: EndpointC,
+  dst: EndpointC,
+  size: NonNegInt,
+  chunk: ChunkC,
+});
+/** The transport opened the datagram session `id` (UDP_OPEN sent). */
+export const UdpOpenedC = ev('udp.opened', { id: NonNegInt });
+/** A datagram for session `id` from the remote peer `src`. */
+export const UdpDataC = ev('udp.data', {
+  id: NonNegInt,
+  src: EndpointC,
+  size: NonNegInt,
+  chunk: ChunkC,
+});
+/** The datagram session `id` is gone on the transport (closed, or failed: `reason`). */
+export const UdpClosedC = ev('udp.closed', { id: NonNegInt, reason: t.union([t.string, t.null]) });
+/** Time passes (for idle expiry); sent every few seconds while datagram sessions may exist. */
+export const TickC = ev('tick', {});
 
 export const EventC = t.union([
   StartC,
@@ -145,6 +166,11 @@ export const EventC = t.union([
   ClosedC,
   SignalC,
   TimerC,
+  UdpRecvC,
+  UdpOpenedC,
+  UdpDataC,
+  UdpClosedC,
+  TickC,
 ]);
 export type Event = t.TypeOf<typeof EventC>;
 export type EventOf<K extends Event['kind']> = Extract<Event, { kind: K }>;

@@ -32,7 +32,9 @@ const EMPTY = Buffer.alloc(0);
 
 /** An event as recorded: without its payload unless payloads are recorded. */
 export const redact = (e: Event, payload: boolean): Event =>
-  e.kind === 'data' && !payload ? { ...e, chunk: EMPTY } : e;
+  (e.kind === 'data' || e.kind === 'udp.recv' || e.kind === 'udp.data') && !payload
+    ? { ...e, chunk: EMPTY }
+    : e;
 
 /** One line of a recording, as text (without the newline). */
 export const encodeLine = (

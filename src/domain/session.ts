@@ -20,6 +20,7 @@ import {
   seconds,
 } from './reconnect.js';
 import type { Family, SubnetRule } from './subnet.js';
+import { initialUdp, reduceUdp, UDP_IDLE_MS, type UdpState } from './udp-sessions.js';
 
 // ---------------------------------------------------------------------------
 // model
@@ -88,6 +89,8 @@ export interface SessionState {
   readonly server: { readonly address: string; readonly excludes: readonly string[] } | null;
   readonly conns: ReadonlyMap<number, Connection>;
   readonly totals: Totals;
+  /** Datagram sessions (tproxy UDP). */
+  readonly udp: UdpState;
   readonly exit: { readonly code: number; readonly reason: string } | null;
   readonly reconnect: ReconnectState;
 }
@@ -125,6 +128,7 @@ export const initialSession: SessionState = {
     dnsAnswered: 0,
     dnsFailed: 0,
   },
+  udp: initialUdp,
   exit: null,
   reconnect: initialReconnect,
 };
@@ -500,7 +504,9 @@ export const reduceSession = (s0: SessionState, e: Event): Step => {
         { ...s, phase: 'connecting', method: e.method },
         [
           { kind: 'log', level: 'debug', msg: `firewall helper ready, method ${e.method}` },
-          { kind: 'listen', addrs: s.requestedListen, dns: s.requestedDns },
+          e.method === 'tproxy'
+            ? { kind: 'listen', addrs: s.requestedListen, dns: s.requestedDns, tproxy: true }
+            : { kind: 'listen', addrs: s.requestedListen, dns: s.requestedDns },
           { kind: 'ssh.connect' },
         ],
       ];
@@ -611,5 +617,13 @@ export const reduceSession = (s0: SessionState, e: Event): Step => {
       return onEof(s, e);
     case 'closed':
       return onClosed(s, e);
+    case 'udp.recv':
+    case 'udp.opened':
+    case 'udp.data':
+    case 'udp.closed':
+    case 'tick': {
+      const [udp, cmds] = reduceUdp(s.udp, e, s.phase === 'running', UDP_IDLE_MS);
+      return [udp === s.udp ? s : { ...s, udp }, cmds];
+    }
   }
 };

@@ -253,6 +253,14 @@ export const makeDirectTransport = (
               dns ??= dnsForwarder(link);
               dns.forward(c.id, c.chunk);
             }
+          } else if (c.kind === 'udp.open') {
+            // direct-tcpip carries streams only (the gate refuses tproxy with --transport direct).
+            events.next({
+              kind: 'udp.closed',
+              t: now(),
+              id: c.id,
+              reason: 'UDP needs the helper transport',
+            });
           }
         },
       });

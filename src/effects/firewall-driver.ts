@@ -68,7 +68,8 @@ export const makeFirewallDriver = (
       subnets: c.rules,
       nameservers: c.nameservers,
       ports: c.ports,
-      udp: false,
+      // tproxy is the method that captures UDP (upstream switches it on whenever it can).
+      udp: handle.method === 'tproxy',
       user: opts.user,
       group: opts.group,
       tmark: opts.tmark,

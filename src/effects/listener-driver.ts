@@ -6,7 +6,7 @@
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { isLeft } from 'fp-ts/lib/Either.js';
+import { isLeft, right } from 'fp-ts/lib/Either.js';
 import { type Observable, Subject } from 'rxjs';
 import type { Command, ListenAddr } from '../domain/commands.js';
 import { summarizeDns } from '../domain/dns-message.js';
@@ -14,6 +14,13 @@ import type { Event } from '../domain/events.js';
 import { originalDestination } from './original-dst.js';
 import { bindSearching } from './port-search.js';
 import type { StreamsDriver } from './streams-driver.js';
+import { bindTproxy, bindTproxyDns, sendFrom, type UdpWatch } from './tproxy-listener.js';
+
+/** How often idle datagram sessions are looked at (tproxy). */
+const TICK_MS = 5_000;
+
+/** tproxy: DNS requests whose original destination is remembered for the answer. */
+const MAX_DNS_PENDING = 4096;
 
 /**
  * Local socket buffers: big enough that one ssh packet burst (ssh2 sends up
@@ -85,33 +92,44 @@ export const makeListenerDriver = (now: () => number, streams: StreamsDriver): L
   const servers: net.Server[] = [];
   let nextId = 1;
 
-  const onConnection = (family: 4 | 6) => (socket: net.Socket, listenPort: number) => {
-    const id = nextId++;
-    socket.setNoDelay(true);
-    streams.attach(id, 'local', socket);
-    const dst = originalDestination(socket);
-    if (isLeft(dst)) {
-      events.next({ kind: 'conn.accept-failed', t: now(), id, message: dst.left });
-      return;
-    }
-    const { ip, port } = dst.right;
-    events.next({
-      kind: 'conn.accept',
-      t: now(),
-      id,
-      family,
-      src: {
-        ip: (socket.remoteAddress ?? '').replace(/^::ffff:/, ''),
-        port: socket.remotePort ?? 0,
-      },
-      dst: { ip, port },
-      dstIsSelf: port === listenPort && localAddresses().has(ip),
-    });
-  };
+  const watches: UdpWatch[] = [];
+  let ticker: NodeJS.Timeout | null = null;
+
+  const onConnection =
+    (family: 4 | 6, tproxy = false) =>
+    (socket: net.Socket, listenPort: number) => {
+      const id = nextId++;
+      socket.setNoDelay(true);
+      streams.attach(id, 'local', socket);
+      // tproxy keeps the destination address on the accepted socket itself.
+      const dst =
+        tproxy && socket.localAddress !== undefined && socket.localPort !== undefined
+          ? right({ ip: socket.localAddress, port: socket.localPort })
+          : originalDestination(socket);
+      if (isLeft(dst)) {
+        events.next({ kind: 'conn.accept-failed', t: now(), id, message: dst.left });
+        return;
+      }
+      const { ip, port } = dst.right;
+      events.next({
+        kind: 'conn.accept',
+        t: now(),
+        id,
+        family,
+        src: {
+          ip: (socket.remoteAddress ?? '').replace(/^::ffff:/, ''),
+          port: socket.remotePort ?? 0,
+        },
+        dst: { ip, port },
+        dstIsSelf: port === listenPort && localAddresses().has(ip),
+      });
+    };
 
   const dnsSockets = new Map<4 | 6, dgram.Socket>();
+  /** tproxy: where each DNS request was going, so the answer comes from there. */
+  const dnsDst = new Map<number, { family: 4 | 6; ip: string; port: number }>();
   let nextDnsId = 1;
-  const onDns = (family: 4 | 6) => (msg: Buffer, from: dgram.RemoteInfo) => {
+  const onDns = (family: 4 | 6) => (msg: Buffer, from: { address: string; port: number }) => {
     const q = summarizeDns(msg);
     events.next({
       kind: 'dns.query',
@@ -126,37 +144,111 @@ export const makeListenerDriver = (now: () => number, streams: StreamsDriver): L
     });
   };
 
+  const onDatagram =
+    (family: 4 | 6) =>
+    (
+      chunk: Buffer,
+      src: { ip: string; port: number },
+      dst: { ip: string; port: number } | null,
+    ) => {
+      if (dst === null) return;
+      events.next({ kind: 'udp.recv', t: now(), family, src, dst, size: chunk.length, chunk });
+    };
+
+  const onTproxyDns =
+    (family: 4 | 6) =>
+    (
+      chunk: Buffer,
+      src: { ip: string; port: number },
+      dst: { ip: string; port: number } | null,
+    ) => {
+      if (dst !== null) {
+        dnsDst.set(nextDnsId, { family, ...dst });
+        // Unanswered requests (timeouts) must not pile up: forget the oldest.
+        if (dnsDst.size > MAX_DNS_PENDING) dnsDst.delete(dnsDst.keys().next().value ?? 0);
+      }
+      onDns(family)(chunk, { address: src.ip, port: src.port });
+    };
+
+  /** Binds each address; reports each as `up`, or stops at the first failure (false). */
+  const bindEach = async <H>(
+    addrs: readonly ListenAddr[],
+    bind: (a: ListenAddr) => Promise<{ handle: H; port: number } | { error: string }>,
+    keep: (h: H, a: ListenAddr) => void,
+    up: 'listen.up' | 'dns.listening',
+  ): Promise<boolean> => {
+    for (const addr of addrs) {
+      const bound = await bind(addr);
+      if ('error' in bound) {
+        events.next({ kind: 'listen.failed', t: now(), message: bound.error });
+        return false;
+      }
+      keep(bound.handle, addr);
+      events.next({ kind: up, t: now(), family: addr.family, ip: addr.ip, port: bound.port });
+    }
+    return true;
+  };
+
+  /** tproxy: transparent TCP + UDP listeners, transparent DNS sockets, and the expiry tick. */
+  const listenTproxy = async (c: Extract<Command, { kind: 'listen' }>): Promise<void> => {
+    const ok =
+      (await bindEach(
+        c.addrs,
+        (a) => bindTproxy(a, onConnection(a.family, true), onDatagram(a.family), LOCAL_HIGH_WATER),
+        (h) => {
+          servers.push(h.server);
+          watches.push(h.udp);
+        },
+        'listen.up',
+      )) &&
+      (await bindEach(
+        c.dns,
+        (a) => bindTproxyDns(a, onTproxyDns(a.family)),
+        (h) => watches.push(h),
+        'dns.listening',
+      ));
+    if (!ok) return;
+    ticker = setInterval(() => events.next({ kind: 'tick', t: now() }), TICK_MS);
+    ticker.unref();
+  };
+
+  const reply = (
+    family: 4 | 6,
+    from: { ip: string; port: number },
+    to: { ip: string; port: number },
+    chunk: Buffer,
+  ): void => {
+    // A reply that cannot be delivered is lost, as it would be on the wire.
+    sendFrom(family, from, to, chunk);
+  };
+
+  const dnsReply = (c: Extract<Command, { kind: 'dns.reply' }>): void => {
+    const from = dnsDst.get(c.id);
+    if (from === undefined) {
+      dnsSockets.get(c.family)?.send(c.chunk, c.dst.port, c.dst.ip);
+      return;
+    }
+    dnsDst.delete(c.id);
+    reply(from.family, from, c.dst, c.chunk);
+  };
+
   const listen = async (c: Extract<Command, { kind: 'listen' }>): Promise<void> => {
-    for (const addr of c.addrs) {
-      const bound = await bindTcp(addr, onConnection(addr.family));
-      if ('error' in bound) {
-        events.next({ kind: 'listen.failed', t: now(), message: bound.error });
-        return;
-      }
-      servers.push(bound.handle);
-      events.next({
-        kind: 'listen.up',
-        t: now(),
-        family: addr.family,
-        ip: addr.ip,
-        port: bound.port,
-      });
+    if (c.tproxy === true) {
+      await listenTproxy(c);
+      return;
     }
-    for (const addr of c.dns) {
-      const bound = await bindDns(addr, onDns(addr.family));
-      if ('error' in bound) {
-        events.next({ kind: 'listen.failed', t: now(), message: bound.error });
-        return;
-      }
-      dnsSockets.set(addr.family, bound.handle);
-      events.next({
-        kind: 'dns.listening',
-        t: now(),
-        family: addr.family,
-        ip: addr.ip,
-        port: bound.port,
-      });
-    }
+    (await bindEach(
+      c.addrs,
+      (a) => bindTcp(a, onConnection(a.family)),
+      (h) => servers.push(h),
+      'listen.up',
+    )) &&
+      (await bindEach(
+        c.dns,
+        (a) => bindDns(a, onDns(a.family)),
+        (h, a) => dnsSockets.set(a.family, h),
+        'dns.listening',
+      ));
   };
 
   return {
@@ -164,8 +256,8 @@ export const makeListenerDriver = (now: () => number, streams: StreamsDriver): L
       commands.subscribe({
         next: (c) => {
           if (c.kind === 'listen') void listen(c);
-          else if (c.kind === 'dns.reply')
-            dnsSockets.get(c.family)?.send(c.chunk, c.dst.port, c.dst.ip);
+          else if (c.kind === 'dns.reply') dnsReply(c);
+          else if (c.kind === 'udp.reply') reply(c.family, c.from, c.to, c.chunk);
         },
       });
       return events.asObservable();
@@ -173,6 +265,9 @@ export const makeListenerDriver = (now: () => number, streams: StreamsDriver): L
     closeAll: () => {
       for (const s of servers) s.close();
       for (const s of dnsSockets.values()) s.close();
+      for (const w of watches) w.close();
+      watches.length = 0;
+      if (ticker !== null) clearInterval(ticker);
     },
   };
 };

@@ -23,6 +23,35 @@ export interface NativeAddon {
   readonly originalDst: (fd: number, family: Family) => { ip: string; port: number };
   readonly setTransparent: (fd: number, family: Family) => void;
   readonly getTransparent: (fd: number, family: Family) => boolean;
+  /** A bound (UDP) or listening (TCP) socket, transparent before bind; returns its fd. */
+  readonly transparentSocket: (
+    family: Family,
+    kind: 'tcp' | 'udp',
+    ip: string,
+    port: number,
+    backlog: number,
+  ) => number;
+  /** Watches a UDP fd (libuv poll) and reads datagrams with their original destination. */
+  readonly udpReceive: (
+    fd: number,
+    family: Family,
+    onDatagram: (
+      data: Buffer,
+      srcIp: string,
+      srcPort: number,
+      dstIp: string | null,
+      dstPort: number | null,
+    ) => void,
+  ) => { readonly close: () => void };
+  /** Sends one datagram from (fromIp, fromPort), which need not be a local address. */
+  readonly sendFrom: (
+    family: Family,
+    fromIp: string,
+    fromPort: number,
+    toIp: string,
+    toPort: number,
+    data: Buffer,
+  ) => number;
 }
 
 export interface OriginalDestination {

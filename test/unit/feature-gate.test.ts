@@ -14,7 +14,7 @@ const gate = (...args: string[]): string | null => {
 
 describe('notImplementedYet', () => {
   it.each<[string[], string]>([
-    [['--method', 'tproxy'], '--method tproxy'],
+    [['--method', 'tproxy', '--transport', 'direct'], '--method tproxy with --transport direct'],
     [['--method', 'pf'], '--method pf'],
     [['--method', 'ipfw'], '--method ipfw'],
     [['--remote-shell', 'cmd'], '--remote-shell'],
@@ -31,6 +31,8 @@ describe('notImplementedYet', () => {
     ['--method', 'nft'],
     ['--method', 'nat'],
     ['--method', 'auto'],
+    ['--method', 'tproxy'],
+    ['--method', 'tproxy', '--transport', 'helper', '-t', '0x2a'],
     ['--disable-ipv6'],
     ['-N'],
     ['-H'],

@@ -135,10 +135,18 @@ describe('selectMethod', () => {
     expect(isLeft(await selectMethod('nft', empty))).toBe(true);
   });
   it('refuses methods this helper does not implement', async () => {
-    const r = await selectMethod('tproxy', env);
+    const r = await selectMethod('pf', env);
     expect(r).toEqual({
       _tag: 'Left',
-      left: 'the tproxy method is not supported by this firewall helper (yet)',
+      left: 'the pf method is not supported by this firewall helper (yet)',
+    });
+  });
+
+  it('tproxy needs iptables, ip6tables and ip, and names the missing one', async () => {
+    const r = await selectMethod('tproxy', empty);
+    expect(r).toEqual({
+      _tag: 'Left',
+      left: "the tproxy method needs 'iptables', which is not on PATH (/nonexistent-sshuttle-ts)",
     });
   });
 });

@@ -12,31 +12,11 @@ import {
   type Step,
 } from '../../src/domain/firewall-plan.js';
 import { type Family, firstMatchOrder, type SubnetRule } from '../../src/domain/subnet.js';
+import { request, rule, subnetArb } from './fixtures/firewall-requests.js';
 
 // ---------------------------------------------------------------------------
 // fixtures
 // ---------------------------------------------------------------------------
-
-const rule = (
-  family: Family,
-  ip: string,
-  width: number,
-  exclude: boolean,
-  fport = 0,
-  lport = 0,
-): SubnetRule => ({ family, ip, width, exclude, fport, lport });
-
-const request = (over: Partial<FirewallRequest>): FirewallRequest => ({
-  subnets: [],
-  nameservers: [],
-  ports: { tcp4: 0, tcp6: 0, dns4: 0, dns6: 0 },
-  udp: false,
-  user: null,
-  group: null,
-  tmark: '0x01',
-  clientPid: 4242,
-  ...over,
-});
 
 /** Upstream's documented nat case (tests/client/test_methods_nat.py, v4 part). */
 const upstreamV4 = request({
@@ -510,33 +490,9 @@ describe('isIpLiteral', () => {
 // properties
 // ---------------------------------------------------------------------------
 
-const ports = fc.oneof(
-  fc.constant([0, 0] as const),
-  fc
-    .tuple(fc.integer({ min: 1, max: 65535 }), fc.integer({ min: 1, max: 65535 }))
-    .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as const),
-);
-
-const subnetOf = (family: Family): fc.Arbitrary<SubnetRule> =>
-  fc
-    .record({
-      ip: family === 4 ? fc.ipV4() : fc.ipV6(),
-      width: fc.integer({ min: 0, max: family === 4 ? 32 : 128 }),
-      exclude: fc.boolean(),
-      ports,
-    })
-    .map(({ ip, width, exclude, ports: [fport, lport] }) => ({
-      family,
-      ip,
-      width,
-      exclude,
-      fport,
-      lport,
-    }));
-
 const arbRequest: fc.Arbitrary<FirewallRequest> = fc
   .record({
-    subnets: fc.array(fc.oneof(subnetOf(4), subnetOf(6)), { maxLength: 25 }),
+    subnets: fc.array(fc.oneof(subnetArb(4), subnetArb(6)), { maxLength: 25 }),
     ns4: fc.array(fc.ipV4(), { maxLength: 3 }),
     ns6: fc.array(fc.ipV6(), { maxLength: 3 }),
     user: fc.option(fc.integer({ min: 0, max: 65535 })),

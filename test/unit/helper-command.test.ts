@@ -177,6 +177,9 @@ describe('errors and transport choice', () => {
     expect(usesHelper(c({ sshCmd: 'ssh' }))).toBe(true);
     expect(usesHelper(c({ helperCmd: 'x' }))).toBe(true);
     expect(usesHelper(c({ transport: 'helper' }))).toBe(true);
+    // tproxy's UDP needs the helper protocol
+    expect(usesHelper(c({ method: 'tproxy' }))).toBe(true);
+    expect(usesHelper(c({ method: 'nft' }))).toBe(false);
     expect(usesHelper(c({ transport: 'direct', sshCmd: 'ssh' }))).toBe(false);
     expect(usesHelper(c({ wrap: 20 }))).toBe(true);
     expect(usesHelper(c({ transport: 'direct', wrap: 20 }))).toBe(false);

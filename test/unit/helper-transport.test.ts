@@ -162,6 +162,38 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise((r) => echo.close(r)));
 
+/** A UDP echo server on `ip`, answering with `echo:` + the datagram. */
+const udpEcho = (type: 'udp4' | 'udp6', ip: string) =>
+  new Promise<{ socket: ReturnType<typeof createSocket>; port: number }>((resolve) => {
+    const socket = createSocket(type);
+    socket.on('message', (m, from) =>
+      socket.send(Buffer.concat([Buffer.from('echo:'), m]), from.port, from.address),
+    );
+    socket.bind(0, ip, () => resolve({ socket, port: socket.address().port }));
+  });
+
+/** Session 7 sends to both echo servers; each reply is a udp.data event from that server. */
+const udpRoundTrips = async (
+  h: ReturnType<typeof harness>,
+  echoes: readonly { port: number }[],
+): Promise<void> => {
+  h.commands.next({ kind: 'udp.open', id: 7, family: 4, src: { ip: '127.0.0.1', port: 5555 } });
+  for (const [i, e] of echoes.entries()) {
+    h.commands.next({
+      kind: 'udp.send',
+      id: 7,
+      dst: { ip: '127.0.0.1', port: e.port },
+      chunk: Buffer.from(`hello ${i}`),
+    });
+  }
+  await h.next('udp.opened', (e) => 'id' in e && e.id === 7);
+  for (const [i, e] of echoes.entries()) {
+    const got = await h.next('udp.data', (ev) => ev.kind === 'udp.data' && ev.src.port === e.port);
+    expect(got).toMatchObject({ id: 7, src: { ip: '127.0.0.1', port: e.port }, size: 12 });
+    expect('chunk' in got ? got.chunk.toString() : '').toBe(`echo:hello ${i}`);
+  }
+};
+
 describe('helper transport over loopback (uploaded helper)', () => {
   it('comes up, negotiates credit mode and echoes 20 concurrent 1 MiB streams intact', async () => {
     const h = harness({});
@@ -247,6 +279,19 @@ describe('helper transport over loopback (uploaded helper)', () => {
     h.close();
   });
 
+  it('UDP: sessions open, datagrams go to their own destinations and replies come back from them', async () => {
+    const echoes = await Promise.all([udpEcho('udp4', '127.0.0.1'), udpEcho('udp4', '127.0.0.1')]);
+    const h = harness({});
+    h.commands.next({ kind: 'ssh.connect' });
+    await h.next('ssh.up');
+    await udpRoundTrips(h, echoes);
+    // After UDP_CLOSE a late datagram for the session is not sent, and no reply arrives.
+    h.commands.next({ kind: 'udp.close', id: 7 });
+    await h.next('udp.closed', (e) => 'id' in e && e.id === 7);
+    h.close();
+    for (const e of echoes) e.socket.close();
+  });
+
   it('"node not found" is one clear line that suggests --transport direct', async () => {
     const h = harness({ node: '/nonexistent/node' });
     h.commands.next({ kind: 'ssh.connect' });
@@ -328,6 +373,19 @@ describe.skipIf(!hasStock)(
       expect(v4.length).toBeGreaterThan(0);
       expect(routes).toMatchObject({ routes: v4 });
       h.close();
+    });
+
+    it('carries UDP sessions (UDP_OPEN/DATA/CLOSE) to and from a stock server', async () => {
+      const echoes = await Promise.all([
+        udpEcho('udp4', '127.0.0.1'),
+        udpEcho('udp4', '127.0.0.1'),
+      ]);
+      const h = harness({ helperCmd: STOCK_SERVER });
+      h.commands.next({ kind: 'ssh.connect' });
+      await h.next('ssh.up');
+      await udpRoundTrips(h, echoes);
+      h.close();
+      for (const e of echoes) e.socket.close();
     });
   },
 );

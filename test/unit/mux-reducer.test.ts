@@ -553,6 +553,27 @@ describe('control and datagram frames', () => {
     expect(of(c.recv(r), 'control')).toEqual([]);
   });
 
+  it('client UDP: UDP_OPEN and UDP_DATA out, replies up, UDP_CLOSE lets the channel go', () => {
+    const c = stockClient();
+    const a = of(c.do({ kind: 'allocate', ref: -3 }), 'allocated')[0]!;
+    expect(a.ref).toBe(-3);
+    const o: Frame = { kind: 'UDP_OPEN', channel: a.channel, family: 2 };
+    const d: Frame = {
+      kind: 'UDP_DATA',
+      channel: a.channel,
+      ip: '10.0.0.1',
+      port: 7,
+      data: bytes('x'),
+    };
+    expect(sent(c.do({ kind: 'send', frame: o }, { kind: 'send', frame: d }))).toEqual([o, d]);
+    const reply: Frame = { ...d, data: bytes('y') };
+    expect(of(c.recv(reply), 'control')).toEqual([{ kind: 'control', frame: reply }]);
+    const close: Frame = { kind: 'UDP_CLOSE', channel: a.channel };
+    expect(sent(c.do({ kind: 'send', frame: close }))).toEqual([close]);
+    // A late reply for a closed session is not delivered.
+    expect(of(c.recv(reply), 'control')).toEqual([]);
+  });
+
   it('server UDP: UDP_OPEN/DATA/CLOSE go up while the channel is open', () => {
     const s = new End(initMux(cfg('server', { offerCredit: false })));
     s.recv(CHICKEN);

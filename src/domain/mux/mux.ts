@@ -975,6 +975,10 @@ export const muxReduce = (state: MuxState, e: MuxEvent): MuxStep => {
       break;
     case 'send':
       sendFrame(ctx, e.frame);
+      // The client's UDP_CLOSE ends a datagram channel: its id may be reused.
+      if (e.frame.kind === 'UDP_CLOSE' && ctx.s.config.role === 'client')
+        if ((ctx.datagrams ?? ctx.base.datagrams).has(e.frame.channel))
+          dgrams(ctx).delete(e.frame.channel);
       break;
     default:
       onLocal(ctx, e);

@@ -12,6 +12,14 @@ import { type FirewallEnv, failure, runCommand, which } from './run-steps.js';
 const PROBES: Record<FirewallMethod, readonly string[]> = {
   nft: ['nft', 'list', 'tables'],
   nat: ['iptables', '-w', '-t', 'nat', '-nL'],
+  tproxy: ['iptables', '-w', '-t', 'mangle', '-nL'],
+};
+
+/** Programs a method needs besides its probe's (tproxy: both iptables and the routing). */
+const ALSO_NEEDS: Record<FirewallMethod, readonly string[]> = {
+  nft: [],
+  nat: [],
+  tproxy: ['ip6tables', 'ip'],
 };
 
 /** Why `method` cannot be used on this machine, or null when it can. */
@@ -21,8 +29,10 @@ export const methodProblem = async (
 ): Promise<string | null> => {
   const argv = PROBES[method];
   const tool = argv[0] ?? '';
-  if (which(tool, env) === null)
-    return `the ${method} method needs '${tool}', which is not on PATH (${env.PATH})`;
+  for (const t of [tool, ...ALSO_NEEDS[method]]) {
+    if (which(t, env) === null)
+      return `the ${method} method needs '${t}', which is not on PATH (${env.PATH})`;
+  }
   const why = failure(argv, await runCommand(argv, env));
   return why === null ? null : `the ${method} method does not work here: ${why}`;
 };
@@ -31,7 +41,7 @@ export const selectMethod = async (
   requested: Method,
   env: FirewallEnv,
 ): Promise<E.Either<string, FirewallMethod>> => {
-  if (requested === 'nft' || requested === 'nat') {
+  if (requested === 'nft' || requested === 'nat' || requested === 'tproxy') {
     const why = await methodProblem(requested, env);
     return why === null ? E.right(requested) : E.left(why);
   }

@@ -20,6 +20,7 @@ import type { StreamsDriver } from '../streams-driver.js';
 import { ChannelDuplex } from './channel-duplex.js';
 import type { HelperExit, HelperProcess } from './launch.js';
 import { type MuxDriver, type RoleCommand, startMuxDriver } from './mux-driver.js';
+import { isUdpRef, makeUdpChannels } from './udp-channels.js';
 
 /** A started helper and what the session needs to know about the server. */
 export interface HelperLink {
@@ -93,6 +94,11 @@ export const makeHelperTransport = (
     { chunk: Buffer; channel: number | null; timer: NodeJS.Timeout }
   >();
   const dnsByChannel = new Map<number, number>();
+  const udp = makeUdpChannels(
+    now,
+    (e) => events.next(e),
+    () => mux,
+  );
 
   const dnsDone = (id: number): { chunk: Buffer; channel: number | null } | undefined => {
     const q = dnsQueries.get(id);
@@ -117,6 +123,7 @@ export const makeHelperTransport = (
     if (routesTimer !== null) clearTimeout(routesTimer);
     mux?.stop();
     for (const id of [...dnsQueries.keys()]) dnsFail(id, reason);
+    udp.closeAll(reason);
     for (const d of channels.values()) d.abortLocal(closing ? null : reason);
     channels.clear();
     const l = link;
@@ -232,6 +239,10 @@ export const makeHelperTransport = (
         return;
       }
       case 'allocated': {
+        if (isUdpRef(c.ref)) {
+          udp.allocated(c.ref, c.channel);
+          return;
+        }
         const q = dnsQueries.get(c.ref);
         if (q === undefined) {
           mux?.dispatch({ kind: 'release', channel: c.channel });
@@ -246,7 +257,8 @@ export const makeHelperTransport = (
         return;
       }
       case 'allocateFailed':
-        dnsFail(c.ref, c.reason);
+        if (isUdpRef(c.ref)) udp.allocateFailed(c.ref, c.reason);
+        else dnsFail(c.ref, c.reason);
         return;
       case 'control':
         if (c.frame.kind === 'DNS_RESPONSE') {
@@ -262,6 +274,8 @@ export const makeHelperTransport = (
             size: answer.length,
             chunk: answer,
           });
+        } else if (c.frame.kind === 'UDP_DATA') {
+          udp.frame(c.frame);
         } else if (c.frame.kind === 'ROUTES') {
           onRoutes(c.frame);
         } else if (c.frame.kind === 'HOST_LIST') {
@@ -360,6 +374,9 @@ export const makeHelperTransport = (
           if (c.kind === 'ssh.connect') void onConnect();
           else if (c.kind === 'chan.open') open(c);
           else if (c.kind === 'dns.forward') forwardDns(c);
+          else if (c.kind === 'udp.open') udp.open(c.id, c.family, up && !over);
+          else if (c.kind === 'udp.send') udp.send(c.id, c.dst, c.chunk);
+          else if (c.kind === 'udp.close') udp.close(c.id);
         },
       });
       return events.asObservable();
