@@ -27,6 +27,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js';
 import type { LogLevel } from '../commands.js';
+import { IntMap } from '../int-map.js';
 import { allocateChannel, type ChannelAllocator, newAllocator } from './channel-allocator.js';
 import { BANNER, type DecoderState, feed, finish, initialDecoder } from './decoder.js';
 import {
@@ -141,7 +142,8 @@ export interface MuxState {
   readonly peer: Caps | null;
   readonly decoder: DecoderState;
   readonly alloc: ChannelAllocator;
-  readonly channels: ReadonlyMap<number, MuxChannel>;
+  /** Persistent: a step that touches one channel does not copy the others. */
+  readonly channels: IntMap<MuxChannel>;
   /** DNS and UDP channels (their traffic is handled above the mux). */
   readonly datagrams: ReadonlySet<number>;
   /** Round-robin order of channels with something to send. */
@@ -272,7 +274,7 @@ export const initMux = (config: MuxConfig, t = 0): MuxStep => {
     peer: null,
     decoder: initialDecoder(config.expectBanner),
     alloc: newAllocator(config.wrap),
-    channels: new Map(),
+    channels: IntMap.empty(),
     datagrams: new Set(),
     ring: [],
     fullness: 0,
@@ -318,7 +320,7 @@ type Scalars = Mutable<Omit<MuxState, 'channels' | 'datagrams' | 'ring'>>;
 interface Ctx {
   readonly s: Scalars;
   readonly base: MuxState;
-  channels: Map<number, MuxChannel> | null;
+  channels: IntMap<MuxChannel> | null;
   readonly drafts: Set<number>;
   datagrams: Set<number> | null;
   ring: number[] | null;
@@ -356,9 +358,8 @@ const end = (ctx: Ctx): MuxStep => {
   ];
 };
 
-const chans = (ctx: Ctx): Map<number, MuxChannel> => {
-  ctx.channels ??= new Map(ctx.base.channels);
-  return ctx.channels;
+const setChan = (ctx: Ctx, c: MuxChannel): void => {
+  ctx.channels = (ctx.channels ?? ctx.base.channels).set(c.id, c);
 };
 
 const peek = (ctx: Ctx, id: number): MuxChannel | undefined =>
@@ -370,7 +371,7 @@ const draft = (ctx: Ctx, id: number): Draft | undefined => {
   if (c === undefined) return undefined;
   if (ctx.drafts.has(id)) return c as Draft;
   const d: Draft = { ...c, queue: c.queue.slice() };
-  chans(ctx).set(id, d);
+  setChan(ctx, d);
   ctx.drafts.add(id);
   return d;
 };
@@ -499,7 +500,7 @@ const settle = (ctx: Ctx, c: Draft): void => {
 
 const forget = (ctx: Ctx, c: Draft): void => {
   ctx.s.undrained -= c.undrained;
-  chans(ctx).delete(c.id);
+  ctx.channels = (ctx.channels ?? ctx.base.channels).delete(c.id);
   ctx.drafts.delete(c.id);
   if (c.inRing) ctx.ring = ring(ctx).filter((id) => id !== c.id);
   log(ctx, 'debug', `channel ${c.id}: closed`);
@@ -526,7 +527,7 @@ const newChannel = (ctx: Ctx, id: number, dst: Destination | null): Draft => {
     peerClosed: false,
     inRing: false,
   };
-  chans(ctx).set(id, d);
+  setChan(ctx, d);
   ctx.drafts.add(id);
   return d;
 };
@@ -799,7 +800,7 @@ const endSession = (ctx: Ctx, reason: string, error: boolean): void => {
   ctx.s.ended = reason;
   log(ctx, error ? 'error' : 'info', reason);
   ctx.cmds.push({ kind: 'sessionEnd', reason, error });
-  ctx.channels = new Map();
+  ctx.channels = IntMap.empty();
   ctx.drafts.clear();
   ctx.datagrams = new Set();
   ctx.ring = [];
