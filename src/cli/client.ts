@@ -5,9 +5,7 @@
  */
 import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { type Observable, Subject } from 'rxjs';
 import type { Command, ListenAddr } from '../domain/commands.js';
@@ -22,6 +20,7 @@ import { makeFirewallDriver } from '../effects/firewall-driver.js';
 import { helperTransportFor, usesHelper } from '../effects/helper/from-config.js';
 import { makeListenerDriver } from '../effects/listener-driver.js';
 import { makeLogger } from '../effects/logger.js';
+import { packagePath } from '../effects/package-root.js';
 import { connectSsh } from '../effects/ssh/connect.js';
 import { ttyPrompter } from '../effects/ssh/tty-prompt.js';
 import { makeStreamsDriver } from '../effects/streams-driver.js';
@@ -106,10 +105,7 @@ export const listenAddresses = (config: Config, rules: readonly SubnetRule[]): L
 /** Where --dns finds the nameservers to capture (resolved's upstreams too). */
 const RESOLV_CONFS = ['/etc/resolv.conf', '/run/systemd/resolve/resolv.conf'];
 
-const firewallCommand = (): string[] => {
-  const here = dirname(fileURLToPath(import.meta.url));
-  return [process.execPath, join(here, '..', '..', 'bin', 'sshuttle-ts')];
-};
+const firewallCommand = (): string[] => [process.execPath, packagePath('bin', 'sshuttle-ts')];
 
 export const runClient = async (config: Config): Promise<number> => {
   const log = makeLogger(config.verbose);

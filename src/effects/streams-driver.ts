@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import { type Observable, Subject } from 'rxjs';
 import type { Command } from '../domain/commands.js';
 import type { Event, Side } from '../domain/events.js';
+import { makeGcPacer } from './gc-pacer.js';
 
 interface Entry {
   readonly stream: Duplex;
@@ -28,16 +29,21 @@ export interface StreamsDriver {
 
 const key = (id: number, side: Side): number => (side === 'local' ? id * 2 : id * 2 + 1);
 
-export const makeStreamsDriver = (now: () => number): StreamsDriver => {
+export const makeStreamsDriver = (
+  now: () => number,
+  opts: { readonly gcEveryBytes?: number } = {},
+): StreamsDriver => {
   const events = new Subject<Event>();
   const entries = new Map<number, Entry>();
+  const relayed = makeGcPacer(opts.gcEveryBytes);
 
   const attach = (id: number, side: Side, stream: Duplex): void => {
     const entry: Entry = { stream, full: false, error: null };
     entries.set(key(id, side), entry);
-    stream.on('data', (chunk: Buffer) =>
-      events.next({ kind: 'data', t: now(), id, from: side, size: chunk.length, chunk }),
-    );
+    stream.on('data', (chunk: Buffer) => {
+      events.next({ kind: 'data', t: now(), id, from: side, size: chunk.length, chunk });
+      relayed(chunk.length);
+    });
     stream.on('end', () => events.next({ kind: 'eof', t: now(), id, from: side }));
     stream.on('drain', () => {
       if (!entry.full) return;
