@@ -328,8 +328,26 @@ interface Ctx {
   readonly batch: WriteBatch;
 }
 
+// begin and end run for every event (every chunk): their fields are listed
+// rather than spread or rest-destructured, which V8 does far more slowly.
 const begin = (state: MuxState): Ctx => {
-  const { channels: _c, datagrams: _d, ring: _r, ...s } = state;
+  const s: Scalars = {
+    config: state.config,
+    mode: state.mode,
+    peer: state.peer,
+    decoder: state.decoder,
+    alloc: state.alloc,
+    fullness: state.fullness,
+    tooFull: state.tooFull,
+    inFlight: state.inFlight,
+    pipeBlocked: state.pipeBlocked,
+    undrained: state.undrained,
+    pipePaused: state.pipePaused,
+    t: state.t,
+    pingSince: state.pingSince,
+    pingWarned: state.pingWarned,
+    ended: state.ended,
+  };
   return {
     s,
     base: state,
@@ -347,15 +365,28 @@ const end = (ctx: Ctx): MuxStep => {
   if (ctx.batch.bytes > 0) {
     cmds.push({ kind: 'write', chunks: ctx.batch.take(), bytes: ctx.batch.bytes });
   }
-  return [
-    {
-      ...ctx.s,
-      channels: ctx.channels ?? ctx.base.channels,
-      datagrams: ctx.datagrams ?? ctx.base.datagrams,
-      ring: ctx.ring ?? ctx.base.ring,
-    },
-    cmds,
-  ];
+  const { s, base } = ctx;
+  const state: MuxState = {
+    config: s.config,
+    mode: s.mode,
+    peer: s.peer,
+    decoder: s.decoder,
+    alloc: s.alloc,
+    channels: ctx.channels ?? base.channels,
+    datagrams: ctx.datagrams ?? base.datagrams,
+    ring: ctx.ring ?? base.ring,
+    fullness: s.fullness,
+    tooFull: s.tooFull,
+    inFlight: s.inFlight,
+    pipeBlocked: s.pipeBlocked,
+    undrained: s.undrained,
+    pipePaused: s.pipePaused,
+    t: s.t,
+    pingSince: s.pingSince,
+    pingWarned: s.pingWarned,
+    ended: s.ended,
+  };
+  return [state, cmds];
 };
 
 const setChan = (ctx: Ctx, c: MuxChannel): void => {
