@@ -15,6 +15,9 @@
 #                     processes in the server namespace (the helper transport)
 #      up_s / down_s  wall-clock seconds of those transfers (load-sensitive)
 #      hwm_bulk_mb    VmHWM of the process tree after both transfers
+#      newconn_cpu_ms CPU milliseconds of the process tree per HTTP request on
+#                     a new connection (wrk -c10, Connection: close, 5 s);
+#                     newconn_n how many it made (its rate is load-sensitive)
 # and prints one line: LABEL key=value ...
 set -uo pipefail
 LABEL=$1; shift; [ "${1:-}" = "--" ] && shift
@@ -81,5 +84,9 @@ transfer() { # iperf3 args: prints "cpu_s srv_cpu_s wall_s"
 read -r ucpu usrv uwall <<<"$(transfer)"
 read -r dcpu dsrv dwall <<<"$(transfer -R)"
 hwm=$(sum_status VmHWM)
+pids=$(group); a=$(ticks $pids)
+n=$(inc wrk -t1 -c10 -d5s -H "Connection: close" "http://$T/" 2>/dev/null | awk '/requests in/ {print $1}')
+b=$(ticks $pids)
+nc=$(awk -v t=$((b - a)) -v hz="$HZ" -v n="${n:-0}" 'BEGIN { if (n > 0) printf "%.3f", t / hz * 1000 / n }')
 stop_tunnel
-echo "$LABEL idle_rss_mb=$idle $conns hwm1k_mb=$hwm1k up_cpu_s=$ucpu down_cpu_s=$dcpu srv_up_cpu_s=$usrv srv_down_cpu_s=$dsrv up_s=$uwall down_s=$dwall hwm_bulk_mb=$hwm"
+echo "$LABEL idle_rss_mb=$idle $conns hwm1k_mb=$hwm1k up_cpu_s=$ucpu down_cpu_s=$dcpu srv_up_cpu_s=$usrv srv_down_cpu_s=$dsrv up_s=$uwall down_s=$dwall hwm_bulk_mb=$hwm newconn_cpu_ms=$nc newconn_n=${n:-0}"
