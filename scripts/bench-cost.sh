@@ -18,6 +18,8 @@
 #      newconn_cpu_ms CPU milliseconds of the process tree per HTTP request on
 #                     a new connection (wrk -c10, Connection: close, 5 s);
 #                     newconn_n how many it made (its rate is load-sensitive)
+# BENCH_CONNS=0 skips step 1; BENCH_REPEAT=N (default 1) makes N transfers each
+# way and N new-connection runs and reports the median of each figure.
 # and prints one line: LABEL key=value ...
 set -uo pipefail
 LABEL=$1; shift; [ "${1:-}" = "--" ] && shift
@@ -65,12 +67,18 @@ server_nodes() { for p in $(ip netns pids "$S"); do [ "$(cat /proc/$p/comm 2>/de
 HZ=$(getconf CLK_TCK)
 secs() { awk -v t="$1" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }'; }
 
-start_tunnel "$@"
-sleep 2
-idle=$(sum_status VmRSS)
-conns=$(inc node "$PROBE" conns $T 80 "$N" "$(ps -o pgid= $PID | tr -d ' ')")
-hwm1k=$(sum_status VmHWM)
-stop_tunnel
+REPEAT=${BENCH_REPEAT:-1}
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+
+idle=; conns=; hwm1k=
+if [ "$N" -gt 0 ]; then
+  start_tunnel "$@"
+  sleep 2
+  idle=$(sum_status VmRSS)
+  conns=$(inc node "$PROBE" conns $T 80 "$N" "$(ps -o pgid= $PID | tr -d ' ')")
+  hwm1k=$(sum_status VmHWM)
+  stop_tunnel
+fi
 
 start_tunnel "$@"
 transfer() { # iperf3 args: prints "cpu_s srv_cpu_s wall_s"
@@ -81,12 +89,22 @@ transfer() { # iperf3 args: prints "cpu_s srv_cpu_s wall_s"
   t1=$(date +%s%3N); b=$(ticks $pids); sb=$(ticks $srv)
   echo "$(secs $((b - a))) $(secs $((sb - sa))) $(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.2f", d / 1000 }')"
 }
-read -r ucpu usrv uwall <<<"$(transfer)"
-read -r dcpu dsrv dwall <<<"$(transfer -R)"
+U=(); US=(); UW=(); D=(); DS=(); DW=(); NC=(); NN=()
+for _ in $(seq "$REPEAT"); do
+  read -r a b c <<<"$(transfer)"; U+=("$a"); US+=("$b"); UW+=("$c")
+  read -r a b c <<<"$(transfer -R)"; D+=("$a"); DS+=("$b"); DW+=("$c")
+done
 hwm=$(sum_status VmHWM)
-pids=$(group); a=$(ticks $pids)
-n=$(inc wrk -t1 -c10 -d5s -H "Connection: close" "http://$T/" 2>/dev/null | awk '/requests in/ {print $1}')
-b=$(ticks $pids)
-nc=$(awk -v t=$((b - a)) -v hz="$HZ" -v n="${n:-0}" 'BEGIN { if (n > 0) printf "%.3f", t / hz * 1000 / n }')
+for _ in $(seq "$REPEAT"); do
+  pids=$(group); a=$(ticks $pids)
+  n=$(inc wrk -t1 -c10 -d5s -H "Connection: close" "http://$T/" 2>/dev/null | awk '/requests in/ {print $1}')
+  b=$(ticks $pids)
+  NN+=("${n:-0}")
+  NC+=("$(awk -v t=$((b - a)) -v hz="$HZ" -v n="${n:-0}" 'BEGIN { if (n > 0) printf "%.3f", t / hz * 1000 / n }')")
+done
 stop_tunnel
+ucpu=$(echo "${U[*]}" | median); usrv=$(echo "${US[*]}" | median); uwall=$(echo "${UW[*]}" | median)
+dcpu=$(echo "${D[*]}" | median); dsrv=$(echo "${DS[*]}" | median); dwall=$(echo "${DW[*]}" | median)
+nc=$(echo "${NC[*]}" | median); n=$(echo "${NN[*]}" | median)
+[ "$N" -gt 0 ] || conns="conn_ok= conn_err= conn_open_s= rss1k_mb="
 echo "$LABEL idle_rss_mb=$idle $conns hwm1k_mb=$hwm1k up_cpu_s=$ucpu down_cpu_s=$dcpu srv_up_cpu_s=$usrv srv_down_cpu_s=$dsrv up_s=$uwall down_s=$dwall hwm_bulk_mb=$hwm newconn_cpu_ms=$nc newconn_n=${n:-0}"
