@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # CPU profile of the sshuttle-ts client during bulk transfers, in a lab of its
-# own: node --cpu-prof runs bin/sshuttle-ts (direct transport unless
-# PROFILE_ARGS says otherwise) while iperf3 sends PROFILE_SECONDS (default 8)
-# up, then the same down; the client is stopped with SIGINT so V8 writes the
+# own: node --cpu-prof runs bin/sshuttle-ts, with the V8 flags of its shebang
+# (direct transport unless PROFILE_ARGS says otherwise), while iperf3 sends
+# PROFILE_SECONDS (default 8) up, then the same down; the client is stopped with SIGINT so V8 writes the
 # profile, and scripts/bench-profile-summary.mjs prints where the time went.
 #   PROFILE_DIR=bench-results/prof   PROFILE_ARGS="--transport helper"
 # Open the .cpuprofile in Chrome DevTools (Performance) for a flame graph.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "profile: needs root (network namespaces)" >&2; exit 2; }
-[ -f dist/cli/main.js ] || npm run build >/dev/null
+[ -f dist/bundle/main.mjs ] || npm run build >/dev/null
 NAME=bp$$
 DIR=$(realpath -m "${PROFILE_DIR:-bench-results/prof}")
 SECS=${PROFILE_SECONDS:-8}
@@ -26,7 +26,7 @@ source "/tmp/$NAME/env"
 inc() { ip netns exec "$LAB_CLIENT_NS" "$@"; }
 before=$(ls "$DIR")
 # shellcheck disable=SC2086
-setsid ip netns exec "$LAB_CLIENT_NS" node --cpu-prof --cpu-prof-dir="$DIR" bin/sshuttle-ts \
+setsid ip netns exec "$LAB_CLIENT_NS" node --max-semi-space-size=2 --heap-growing-percent=30 --cpu-prof --cpu-prof-dir="$DIR" bin/sshuttle-ts \
   ${PROFILE_ARGS:-} --ssh-config "$LAB_SSH_CONFIG" -r "root@$LAB_SERVER_IP" "$LAB_TARGET_NET" \
   >"$DIR/client.log" 2>&1 &
 PID=$!

@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench: needs root (network namespaces)" >&2; exit 2; }
-[ -f dist/cli/main.js ] || npm run build >/dev/null
+[ -f dist/bundle/main.mjs ] || npm run build >/dev/null
 NAME=bn$$
 export LAB_NAME=$NAME
 export BENCH_SECONDS=${BENCH_SECONDS:-4}

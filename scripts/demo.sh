@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: needs root (network namespaces); try: sudo npm run demo" >&2; exit 2; }
-[ -f dist/cli/main.js ] || npm run build >/dev/null
+[ -f dist/bundle/main.mjs ] || npm run build >/dev/null
 NAME=demo$$
 PID=
 cleanup() {

@@ -11,6 +11,7 @@ import { fitUdpAnswer, udpAnswerLimit } from './dns-message.js';
 import type { Event, EventOf, Side } from './events.js';
 import { EXIT_FATAL } from './exit-codes.js';
 import { classifyMessage, fatalLine, isFatalCause } from './fatal.js';
+import { IntMap } from './int-map.js';
 import type { Endpoint } from './ports.js';
 import {
   backoffDelay,
@@ -85,9 +86,10 @@ export interface SessionState {
   readonly listeners: readonly ListenAddr[];
   readonly requestedDns: readonly ListenAddr[];
   readonly dnsListeners: readonly ListenAddr[];
-  readonly dns: ReadonlyMap<number, PendingDns>;
+  readonly dns: IntMap<PendingDns>;
   readonly server: { readonly address: string; readonly excludes: readonly string[] } | null;
-  readonly conns: ReadonlyMap<number, Connection>;
+  /** Persistent (shared between versions): a change costs O(log n), not a copy. */
+  readonly conns: IntMap<Connection>;
   readonly totals: Totals;
   /** Datagram sessions (tproxy UDP). */
   readonly udp: UdpState;
@@ -113,9 +115,9 @@ export const initialSession: SessionState = {
   listeners: [],
   requestedDns: [],
   dnsListeners: [],
-  dns: new Map(),
+  dns: IntMap.empty(),
   server: null,
-  conns: new Map(),
+  conns: IntMap.empty(),
   totals: {
     accepted: 0,
     refused: 0,
@@ -154,17 +156,16 @@ const shutdown = (s: SessionState, code: number, reason: string): Step =>
         ],
       ];
 
-const withConn = (s: SessionState, c: Connection): SessionState => {
-  const conns = new Map(s.conns);
-  conns.set(c.id, c);
-  return { ...s, conns };
-};
+const withConn = (s: SessionState, c: Connection): SessionState => ({
+  ...s,
+  conns: s.conns.set(c.id, c),
+});
 
-const withoutConn = (s: SessionState, id: number): SessionState => {
-  const conns = new Map(s.conns);
-  conns.delete(id);
-  return { ...s, conns, totals: { ...s.totals, finished: s.totals.finished + 1 } };
-};
+const withoutConn = (s: SessionState, id: number): SessionState => ({
+  ...s,
+  conns: s.conns.delete(id),
+  totals: { ...s.totals, finished: s.totals.finished + 1 },
+});
 
 /** Once ssh is up and every listener is bound, the rules can go in. */
 const maybeInstall = (s: SessionState): Step => {
@@ -317,12 +318,10 @@ const onClosed = (s: SessionState, e: EventOf<'closed'>): Step => {
   return [withConn(s, { ...c, closed }), cmds];
 };
 
-const withDns = (s: SessionState, id: number, entry: PendingDns | null): SessionState => {
-  const dns = new Map(s.dns);
-  if (entry === null) dns.delete(id);
-  else dns.set(id, entry);
-  return { ...s, dns };
-};
+const withDns = (s: SessionState, id: number, entry: PendingDns | null): SessionState => ({
+  ...s,
+  dns: entry === null ? s.dns.delete(id) : s.dns.set(id, entry),
+});
 
 /** A captured DNS request goes through the tunnel, unless it is not DNS at all. */
 const onDnsQuery = (s: SessionState, e: EventOf<'dns.query'>): Step => {

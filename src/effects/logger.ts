@@ -2,11 +2,16 @@
  * Structured logs with pino, on stderr: human-readable on a terminal
  * (pino-pretty), JSON lines otherwise. sshuttle-like levels: no -v shows
  * info and up, -v debug, -vv and more trace.
+ *
+ * Both write synchronously on this thread (no pino transport, so no worker
+ * thread), and pino-pretty is loaded only when stderr is a terminal: a
+ * tunnel started by a script or a service never pays for it.
  */
 import { writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 export const levelFor = (verbose: number): pino.Level =>
   verbose <= 0 ? 'info' : verbose === 1 ? 'debug' : 'trace';
@@ -30,6 +35,7 @@ export const makeLogger = (
   const base = { name: opts.name ?? 'sshuttle-ts', level, base: null };
   const wrap = opts.wrap ?? ((d: LogDestination) => d);
   if (process.stderr.isTTY) {
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
     return pino(
       base,
       wrap(

@@ -13,10 +13,10 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { isIPv4 } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { type Either, isLeft, left, right } from 'fp-ts/lib/Either.js';
 import type { Family } from '../domain/subnet.js';
+import { packageRoot } from './package-root.js';
 
 /** The addon's raw interface; every function throws an Error with an errno `code`. */
 export interface NativeAddon {
@@ -62,19 +62,6 @@ export interface OriginalDestination {
 
 const ADDON_PATH = 'build/Release/sshuttle_native.node';
 const NOT_BUILT = 'native addon not built: run npm install; needs python3, make, g++';
-
-// The package root is the nearest directory up with a package.json: this file
-// runs as dist/effects/original-dst.js, as src/effects/original-dst.ts under
-// vitest, and bundled elsewhere inside the package (test fixtures).
-export const packageRoot = (): string | undefined => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) return undefined;
-    dir = up;
-  }
-};
 
 let loaded: Either<string, NativeAddon> | undefined;
 

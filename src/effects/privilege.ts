@@ -5,7 +5,6 @@
  */
 import { realpathSync } from 'node:fs';
 import { delimiter } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as E from 'fp-ts/lib/Either.js';
 import {
   chooseElevation,
@@ -14,6 +13,7 @@ import {
   elevationPrefix,
 } from '../domain/privilege.js';
 import { firewallEnv, which } from './firewall/run-steps.js';
+import { packagePath } from './package-root.js';
 
 /** The absolute path of `tool` on PATH or in the system directories, or null. */
 export const findTool = (tool: string, path = process.env.PATH ?? ''): string | null =>
@@ -42,7 +42,7 @@ const real = (p: string): string => {
  */
 export const firewallCommand = (): [string, string] => [
   real(process.execPath),
-  real(fileURLToPath(new URL('../../bin/sshuttle-ts', import.meta.url))),
+  real(packagePath('bin', 'sshuttle-ts')),
 ];
 
 export interface HelperLaunch {

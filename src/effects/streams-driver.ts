@@ -9,17 +9,23 @@ import type { Duplex } from 'node:stream';
 import { type Observable, Subject } from 'rxjs';
 import type { Command } from '../domain/commands.js';
 import type { Event, Side } from '../domain/events.js';
+import { makeGcPacer } from './gc-pacer.js';
 
 interface Entry {
   readonly stream: Duplex;
+  /** Lets go of the stream (`stream.destroy()` unless the attacher knows better). */
+  readonly destroy: () => void;
   /** The last write returned false and no drain has come yet. */
   full: boolean;
   error: string | null;
 }
 
 export interface StreamsDriver {
-  /** Starts relaying `stream` as `side` of connection `id`. */
-  readonly attach: (id: number, side: Side, stream: Duplex) => void;
+  /**
+   * Starts relaying `stream` as `side` of connection `id`; `destroy` replaces
+   * `stream.destroy()` when the stream needs another way to be let go of.
+   */
+  readonly attach: (id: number, side: Side, stream: Duplex, destroy?: () => void) => void;
   readonly driver: (commands: Observable<Command>) => Observable<Event>;
   /** Destroys every stream (shutdown). */
   readonly destroyAll: () => void;
@@ -28,16 +34,26 @@ export interface StreamsDriver {
 
 const key = (id: number, side: Side): number => (side === 'local' ? id * 2 : id * 2 + 1);
 
-export const makeStreamsDriver = (now: () => number): StreamsDriver => {
+export const makeStreamsDriver = (
+  now: () => number,
+  opts: { readonly gcEveryBytes?: number } = {},
+): StreamsDriver => {
   const events = new Subject<Event>();
   const entries = new Map<number, Entry>();
+  const relayed = makeGcPacer(opts.gcEveryBytes);
 
-  const attach = (id: number, side: Side, stream: Duplex): void => {
-    const entry: Entry = { stream, full: false, error: null };
+  const attach = (id: number, side: Side, stream: Duplex, destroy?: () => void): void => {
+    const entry: Entry = {
+      stream,
+      destroy: destroy ?? (() => stream.destroy()),
+      full: false,
+      error: null,
+    };
     entries.set(key(id, side), entry);
-    stream.on('data', (chunk: Buffer) =>
-      events.next({ kind: 'data', t: now(), id, from: side, size: chunk.length, chunk }),
-    );
+    stream.on('data', (chunk: Buffer) => {
+      events.next({ kind: 'data', t: now(), id, from: side, size: chunk.length, chunk });
+      relayed(chunk.length);
+    });
     stream.on('end', () => events.next({ kind: 'eof', t: now(), id, from: side }));
     stream.on('drain', () => {
       if (!entry.full) return;
@@ -79,12 +95,12 @@ export const makeStreamsDriver = (now: () => number): StreamsDriver => {
         const e = entries.get(key(c.id, c.side));
         if (e === undefined) return;
         if (c.abort) {
-          e.stream.destroy();
+          e.destroy();
         } else if (e.stream.writableFinished) {
-          e.stream.destroy();
+          e.destroy();
         } else {
           // Flush what is queued, then let go of the stream entirely.
-          e.stream.once('finish', () => e.stream.destroy());
+          e.stream.once('finish', e.destroy);
           if (!e.stream.writableEnded) e.stream.end();
           e.stream.resume();
         }
@@ -102,7 +118,7 @@ export const makeStreamsDriver = (now: () => number): StreamsDriver => {
       return events.asObservable();
     },
     destroyAll: () => {
-      for (const e of entries.values()) e.stream.destroy();
+      for (const e of entries.values()) e.destroy();
     },
     size: () => entries.size,
   };

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
-import { packageRoot } from './original-dst.js';
+import { packageRoot } from './package-root.js';
 
 export interface UnixAddon {
   readonly sendDatagram: (path: string, data: Buffer) => void;

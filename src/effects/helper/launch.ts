@@ -6,11 +6,10 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import * as E from 'fp-ts/lib/Either.js';
 import type { Client } from 'ssh2';
+import { packagePath } from '../package-root.js';
 
 export interface HelperExit {
   readonly code: number | null;
@@ -133,13 +132,7 @@ export const spawnLocal = (
 
 /** The bundled helper (dist/helper.cjs), from the built tree or from the sources. */
 export const loadHelperBundle = (): E.Either<string, Buffer> => {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [
-    join(here, '..', '..', 'helper.cjs'),
-    join(here, '..', '..', '..', 'dist', 'helper.cjs'),
-  ];
-  for (const path of candidates) {
-    if (existsSync(path)) return E.right(readFileSync(path));
-  }
-  return E.left(`the helper bundle is missing (${candidates[0]}): run "npm run build"`);
+  const path = packagePath('dist', 'helper.cjs');
+  if (existsSync(path)) return E.right(readFileSync(path));
+  return E.left(`the helper bundle is missing (${path}): run "npm run build"`);
 };

@@ -13,6 +13,7 @@ import type { Remote } from '../../domain/config.js';
 import { planHops, type ResolvedHost } from '../../domain/ssh-config.js';
 import { algorithmsFor, logCryptoStatus } from './algorithms.js';
 import { makeAuth } from './auth.js';
+import { coalesceWrites } from './coalesce.js';
 import { loadSshConfig } from './config-file.js';
 import { makeHostKeyCheck } from './host-keys.js';
 import {
@@ -93,6 +94,7 @@ export const connectSsh = async (
   const first = hops[0]!;
   const tcp = await tcpConnect(first, log);
   if (E.isLeft(tcp)) return tcp;
+  coalesceWrites(tcp.right.socket);
   let sock: Duplex = tcp.right.socket;
   for (let i = 0; i < hops.length; i++) {
     const hop = hops[i]!;
