@@ -104,6 +104,18 @@ export const udpAnswerLimit = (query: Uint8Array): number => {
   return CLASSIC_UDP_SIZE;
 };
 
+/** Where the question section of `msg` ends (HEADER_SIZE when it does not parse). */
+const questionEnd = (msg: Uint8Array): number => {
+  const qdcount = ((msg[4] ?? 0) << 8) | (msg[5] ?? 0);
+  let end = HEADER_SIZE;
+  for (let q = qdcount; q > 0; q--) {
+    const next = skipName(msg, end);
+    if (next < 0 || next + 4 > msg.length) return HEADER_SIZE;
+    end = next + 4;
+  }
+  return end;
+};
+
 /**
  * An answer that fits the asker's UDP limit: as it is when it fits, else
  * its header with TC (truncated) set and only the question, so the asker
@@ -114,16 +126,7 @@ export const fitUdpAnswer = (answer: Uint8Array, limit: number): Buffer => {
   if (answer.length <= limit || answer.length < HEADER_SIZE) {
     return Buffer.isBuffer(answer) ? answer : Buffer.from(answer);
   }
-  const qdcount = ((answer[4] ?? 0) << 8) | (answer[5] ?? 0);
-  let end = HEADER_SIZE;
-  for (let q = qdcount; q > 0; q--) {
-    const next = skipName(answer, end);
-    if (next < 0 || next + 4 > answer.length) {
-      end = HEADER_SIZE;
-      break;
-    }
-    end = next + 4;
-  }
+  let end = questionEnd(answer);
   if (end > limit) end = HEADER_SIZE;
   const out = Buffer.from(answer.subarray(0, end));
   out[2] = (out[2] ?? 0) | 0x02; // TC
@@ -164,4 +167,26 @@ export const readTcpDns = (
     buf = buf.subarray(2 + len);
   }
   return [buf, messages];
+};
+
+// ---------------------------------------------------------------------------
+// SERVFAIL: an answer for when nobody can answer (the tunnel is down)
+// ---------------------------------------------------------------------------
+
+/**
+ * A SERVFAIL answer to `query`: its id, opcode, RD and question, with QR and
+ * RA set, so the asker fails at once instead of waiting for its timeout.
+ * Null when `query` is shorter than a header.
+ */
+export const servfailFor = (query: Uint8Array): Buffer | null => {
+  if (query.length < HEADER_SIZE) return null;
+  const end = questionEnd(query);
+  const out = Buffer.from(query.subarray(0, end));
+  out[2] = ((out[2] ?? 0) | 0x80) & ~0x02; // QR, not TC
+  out[3] = 0x80 | 0x02; // RA, RCODE 2 (SERVFAIL)
+  if (end === HEADER_SIZE) out.writeUInt16BE(0, 4);
+  out.writeUInt16BE(0, 6);
+  out.writeUInt16BE(0, 8);
+  out.writeUInt16BE(0, 10);
+  return out;
 };

@@ -7,7 +7,7 @@
  */
 import { captureRules, redirectPorts } from './capture.js';
 import type { Command, ListenAddr } from './commands.js';
-import { fitUdpAnswer, udpAnswerLimit } from './dns-message.js';
+import { fitUdpAnswer, servfailFor, udpAnswerLimit } from './dns-message.js';
 import type { Event, EventOf, Side } from './events.js';
 import { EXIT_FATAL } from './exit-codes.js';
 import { classifyMessage, fatalLine, isFatalCause } from './fatal.js';
@@ -326,6 +326,22 @@ const withDns = (s: SessionState, id: number, entry: PendingDns | null): Session
 /** A captured DNS request goes through the tunnel, unless it is not DNS at all. */
 const onDnsQuery = (s: SessionState, e: EventOf<'dns.query'>): Step => {
   const totals = { ...s.totals, dnsQueries: s.totals.dnsQueries + 1 };
+  if (s.phase === 'reconnecting' && e.name !== null) {
+    // The kill-switch for DNS: the query stays captured and fails at once. (The
+    // decision never looks at the bytes, so recordings without payload replay.)
+    const servfail = servfailFor(e.chunk) ?? Buffer.alloc(0);
+    return [
+      { ...s, totals: { ...totals, dnsFailed: totals.dnsFailed + 1 } },
+      [
+        { kind: 'dns.reply', id: e.id, family: e.family, dst: e.src, chunk: servfail },
+        {
+          kind: 'log',
+          level: 'debug',
+          msg: `dns ${e.name} answered SERVFAIL: the tunnel is down (reconnecting)`,
+        },
+      ],
+    ];
+  }
   if (e.name === null || s.phase !== 'running') {
     return [
       { ...s, totals: { ...totals, dnsFailed: totals.dnsFailed + 1 } },

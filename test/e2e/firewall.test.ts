@@ -162,7 +162,7 @@ const reference = async (method: FirewallMethod, reqs: readonly FirewallRequest[
 
 const stderrOf = new Map<FirewallHandle, string[]>();
 
-const start = async (ns: string, method: FirewallMethod | 'auto' | 'tproxy') => {
+const start = async (ns: string, method: FirewallMethod | 'auto' | 'pf') => {
   const log: string[] = [];
   const h = await startFirewall({
     method,
@@ -411,8 +411,8 @@ describeWhen(rootAvailable(NEEDS), 'firewall helper (root, netns)', () => {
 
   it('reports an early exit with the helper stderr', async () => {
     const ns = await newNs();
-    const h = await start(ns, 'tproxy');
+    const h = await start(ns, 'pf');
     expect(h).toMatchObject({ _tag: 'Left' });
-    if (isLeft(h)) expect(h.left).toMatch(/exited \(code 99\).*tproxy method is not supported/);
+    if (isLeft(h)) expect(h.left).toMatch(/exited \(code 99\).*pf method is not supported/);
   });
 });

@@ -51,7 +51,8 @@ describeLab('least privilege (sudo)', (lab: LabHandle) => {
     const cmd = clientArgv()
       .map((w) => `'${w}'`)
       .join(' ');
-    const child = lab.spawnInClient(['script', '-qfec', cmd, '/dev/null']);
+    // stdin stays open: at EOF script would type ^D into the terminal and sudo would give up.
+    const child = lab.spawnInClient(['script', '-qfec', cmd, '/dev/null'], { stdin: true });
     const out = outputOf(child);
     await waitFor(
       `the sudo prompt (${out.stdout}${out.stderr})`,

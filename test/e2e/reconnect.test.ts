@@ -11,6 +11,7 @@
  * connections come from the server's address).
  */
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { afterEach, beforeAll, expect, it } from 'vitest';
 import { describeLab, type LabHandle, run, waitFor } from './lab.js';
 import {
@@ -39,16 +40,31 @@ describeLab('reconnect with a kill-switch', (lab: LabHandle) => {
     expect(r.code, r.stderr).toBe(0);
   };
 
-  /** Kills sshd and every session of it: each pid in the server namespace, by pid. */
+  /**
+   * Kills sshd and every session of it (SIGKILL, by pid, only the sshd
+   * processes in the server namespace). Their children (a shell, the helper)
+   * are left to end on their own when the connection is gone: killing a shell
+   * in the middle of its startup files can leave stale lock files behind.
+   */
   const killSshd = async () => {
     const pids = await run(['ip', 'netns', 'pids', lab.env.serverNs]);
-    const list = pids.stdout.split(/\s+/).filter(Boolean).map(Number);
-    expect(list.length).toBeGreaterThan(0);
-    for (const pid of list) {
+    const sshd = pids.stdout
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number)
+      .filter((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('sshd');
+        } catch {
+          return false;
+        }
+      });
+    expect(sshd.length).toBeGreaterThan(0);
+    for (const pid of sshd) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
-        // already gone (a session that ended with its parent)
+        // already gone
       }
     }
   };
@@ -95,6 +111,13 @@ describeLab('reconnect with a kill-switch', (lab: LabHandle) => {
   };
   const url = () => `http://${lab.env.targetIp}/`;
 
+  /** `getent ahostsv4 web.lab.test` in the client: its exit code and how long it took. */
+  const lookupName = async () => {
+    const t0 = Date.now();
+    const r = await lab.inClient(['getent', 'ahostsv4', lab.env.targetName], { timeoutMs: 30_000 });
+    return { ok: r.code === 0 && r.stdout.includes(lab.env.targetIp), ms: Date.now() - t0 };
+  };
+
   const survivesOutage = async (transport: readonly string[]) => {
     const recording = `${lab.env.dir}/reconnect-${transport.length}.jsonl`;
     const t = start([...transport, '--record', recording]);
@@ -114,6 +137,12 @@ describeLab('reconnect with a kill-switch', (lab: LabHandle) => {
       expect(Date.now() - t0).toBeLessThan(2_000);
     }
     await logged(t, 'refused: the tunnel is down (reconnecting)');
+    if (transport.includes('--dns')) {
+      // Captured DNS fails at once too (SERVFAIL), instead of leaking or timing out.
+      const dns = await lookupName();
+      expect(dns.ok).toBe(false);
+      expect(dns.ms).toBeLessThan(2_000);
+    }
     // Let a few reconnect attempts fail while sshd is away.
     await logged(t, 'reconnect attempt 2 failed', 15_000);
     expect(await leaked()).toBe(0);
@@ -129,6 +158,7 @@ describeLab('reconnect with a kill-switch', (lab: LabHandle) => {
     );
     expect(Date.now() - back).toBeLessThan(10_000);
     await logged(t, 'Reconnected to server');
+    if (transport.includes('--dns')) expect((await lookupName()).ok).toBe(true);
     expect(await leaked()).toBe(0);
     process.kill(t.child.pid as number, 'SIGTERM');
     expect(await exitOf(t.child)).toBe(0);
@@ -141,8 +171,8 @@ describeLab('reconnect with a kill-switch', (lab: LabHandle) => {
     expect(replay.stdout).toContain('replay matches the recording');
   };
 
-  it('direct transport: rules stay while ssh is down, nothing leaks, back within 10 s', async () => {
-    await survivesOutage([]);
+  it('direct transport: rules stay while ssh is down, nothing leaks (DNS fails fast too), back within 10 s', async () => {
+    await survivesOutage(['--dns']);
   }, 120_000);
 
   it('helper transport: the same over the uploaded helper', async () => {

@@ -11,20 +11,10 @@ import {
 import type { Event } from '../../src/domain/events.js';
 import { parseResolvConf } from '../../src/domain/resolv-conf.js';
 import { initialSession, reduceSession } from '../../src/domain/session.js';
+import { dnsQuery } from './fixtures/dns-query.js';
 import { startupEvents } from './fixtures/session-events.js';
 
-/** A query for `name`, type `type`, id `id`. */
-const query = (id: number, name: string, type = 1): Buffer => {
-  const header = Buffer.alloc(12);
-  header.writeUInt16BE(id, 0);
-  header.writeUInt16BE(0x0100, 2);
-  header.writeUInt16BE(1, 4);
-  const labels = name.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]);
-  const tail = Buffer.alloc(5);
-  tail.writeUInt16BE(type, 1);
-  tail.writeUInt16BE(1, 3);
-  return Buffer.concat([header, ...labels, tail]);
-};
+const query = dnsQuery;
 
 const label = fc.stringMatching(/^[a-z0-9-]{1,20}$/);
 const name = fc.array(label, { minLength: 1, maxLength: 5 }).map((ls) => ls.join('.'));

@@ -1,6 +1,8 @@
 import fc from 'fast-check';
+import * as E from 'fp-ts/lib/Either.js';
 import { describe, expect, it } from 'vitest';
 import type { Command } from '../../src/domain/commands.js';
+import { summarizeDns } from '../../src/domain/dns-message.js';
 import type { Event } from '../../src/domain/events.js';
 import {
   type BackoffPolicy,
@@ -9,6 +11,7 @@ import {
   RECONNECT_TIMER,
 } from '../../src/domain/reconnect.js';
 import { EXIT_FATAL, reduceSession } from '../../src/domain/session.js';
+import { dnsQuery } from './fixtures/dns-query.js';
 import {
   acceptEvent as accept,
   foldSession as fold,
@@ -198,6 +201,46 @@ describe('reconnect model', () => {
           expect(['running', 'reconnecting']).toContain(state.phase);
         }
       }),
+    );
+  });
+});
+
+describe('DNS while the tunnel is down', () => {
+  it('a captured query is answered SERVFAIL at once (same id and question), never forwarded', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 0xffff }),
+        fc.array(fc.stringMatching(/^[a-z0-9-]{1,20}$/), { minLength: 1, maxLength: 4 }),
+        fc.constantFrom(1, 28),
+        (qid, labels, qtype) => {
+          const name = labels.join('.');
+          const chunk = dnsQuery(qid, name, qtype);
+          const { commands, state } = fold([
+            ...startupWith(true),
+            down(10),
+            {
+              kind: 'dns.query',
+              t: 11,
+              id: 7,
+              family: 4,
+              src: { ip: '127.0.0.1', port: 5353 },
+              name,
+              qtype,
+              size: chunk.length,
+              chunk,
+            },
+          ]);
+          const last = commands.at(-1) ?? [];
+          expect(kinds(last)).toEqual(['dns.reply', 'log']);
+          const reply = last[0] as Extract<Command, { kind: 'dns.reply' }>;
+          expect(reply).toMatchObject({ id: 7, family: 4, dst: { ip: '127.0.0.1', port: 5353 } });
+          expect(summarizeDns(reply.chunk)).toEqual(
+            E.right({ id: qid, response: true, rcode: 2, name, type: qtype }),
+          );
+          expect(state.totals.dnsFailed).toBe(1);
+          expect(state.dns.size).toBe(0);
+        },
+      ),
     );
   });
 });
