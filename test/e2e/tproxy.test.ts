@@ -10,19 +10,14 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, expect, it } from 'vitest';
 import { describeLab, type LabHandle, outputOf, spawnInNs, waitFor } from './lab.js';
+import { cliArgv, exitOf, logged, stopAll, type Tunnel, tunnelOf } from './lab-tunnel.js';
 
-const CLI = fileURLToPath(new URL('../../bin/sshuttle-ts', import.meta.url));
 const UDP_CHECK = fileURLToPath(new URL('./fixtures/udp-check.mjs', import.meta.url));
 const TCP_CHECK = fileURLToPath(new URL('./fixtures/tcp-check.mjs', import.meta.url));
 const DNS_CHECK = fileURLToPath(new URL('./fixtures/dns-check.mjs', import.meta.url));
 
 /** The most datagrams of 10,000 we accept to lose (a shared, busy 2-CPU machine). */
 const MAX_LOSS = 0.1;
-
-interface Tunnel {
-  readonly child: ChildProcess;
-  readonly out: { readonly stdout: string; readonly stderr: string };
-}
 
 interface EchoResult {
   readonly sent: number;
@@ -31,11 +26,6 @@ interface EchoResult {
   readonly corrupt: number;
   readonly from: string | null;
 }
-
-const exitOf = (child: ChildProcess): Promise<number | null> =>
-  child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve(child.exitCode)
-    : new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 
 describeLab('tproxy: UDP and IPv6 through the tunnel', (lab: LabHandle) => {
   const running = new Set<ChildProcess>();
@@ -63,37 +53,16 @@ describeLab('tproxy: UDP and IPv6 through the tunnel', (lab: LabHandle) => {
     await waitFor('tcp echo server', () => to.stdout.includes('listening') || undefined);
   });
   afterEach(async () => {
-    for (const child of running) {
-      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-        process.kill(child.pid, 'SIGTERM');
-        await exitOf(child);
-      }
-    }
-    running.clear();
+    await stopAll(running);
     await waitFor('rules and routing removed after the test', nothingLeft, 10_000);
   });
 
   const start = (args: readonly string[]): Tunnel => {
-    const child = lab.spawnInClient([
-      process.execPath,
-      CLI,
-      '--method',
-      'tproxy',
-      '--ssh-config',
-      lab.env.sshConfig,
-      '-r',
-      `root@${lab.env.serverIp}`,
-      ...args,
-    ]);
+    const child = lab.spawnInClient(cliArgv(lab.env, ['--method', 'tproxy', ...args]));
     running.add(child);
-    return { child, out: outputOf(child) };
+    return tunnelOf(child);
   };
-  const connected = (t: Tunnel) =>
-    waitFor(
-      `tunnel up (exit ${t.child.exitCode ?? t.child.signalCode}, pid ${t.child.pid}: ${t.out.stderr.slice(-800)})`,
-      () => t.out.stderr.includes('Connected to server.') || undefined,
-      40_000,
-    );
+  const connected = (t: Tunnel) => logged(t, 'Connected to server.', 40_000);
   const both = () => [lab.env.targetNet, lab.env.targetNet6];
   const echo = async (host: string, port: number, n: number): Promise<EchoResult> => {
     const r = await lab.inClient(
