@@ -6,16 +6,7 @@
 import { unlinkSync } from 'node:fs';
 import { EXIT_NOT_RUNNING, EXIT_OK } from '../domain/exit-codes.js';
 import { type StatusReport, statusText } from '../domain/status.js';
-import { listInstances, queryInstance, runtimeDir } from '../effects/control-socket.js';
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
+import { isAlive, listInstances, queryInstance, runtimeDir } from '../effects/control-socket.js';
 
 export const runStatus = async (opts: {
   readonly which: number | null;
@@ -29,7 +20,7 @@ export const runStatus = async (opts: {
   for (const i of chosen) {
     const r = await queryInstance(i.socket);
     if ('ok' in r) found.push({ socket: i.socket, report: r.ok });
-    else if (!alive(i.pid)) {
+    else if (!isAlive(i.pid)) {
       // Left by a client that was killed: tidy up.
       try {
         unlinkSync(i.socket);

@@ -58,8 +58,11 @@ export const openControlSocket = (opts: {
   const bad = privateDir(opts.dir, opts.uid);
   if (bad !== null) return Promise.resolve({ error: bad });
   const path = join(opts.dir, socketName(opts.port, opts.pid));
+  // Sockets of clients that were killed (kill -9 runs no exit code), ours
+  // included when a dead process had our pid: gone before we add one.
+  removeDeadInstances(opts.dir);
   try {
-    unlinkSync(path); // a leftover of a dead process with our pid
+    unlinkSync(path);
   } catch {
     // none
   }
@@ -112,6 +115,28 @@ export const listInstances = (dir: string): Instance[] => {
       return m === null ? [] : [{ socket: join(dir, name), port: Number(m[1]), pid: Number(m[2]) }];
     })
     .sort((a, b) => a.port - b.port || a.pid - b.pid);
+};
+
+/** Is this pid a running process (of any user)? */
+export const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/** Removes the sockets in `dir` whose client is no longer running. */
+export const removeDeadInstances = (dir: string, alive = isAlive): void => {
+  for (const i of listInstances(dir)) {
+    if (alive(i.pid)) continue;
+    try {
+      unlinkSync(i.socket);
+    } catch {
+      // not ours to remove, or gone
+    }
+  }
 };
 
 /** Asks one instance for its report; a reason when it does not answer. */
