@@ -24,8 +24,7 @@ import { makeListenerDriver } from '../effects/listener-driver.js';
 import { makeLogger } from '../effects/logger.js';
 import { resolveOwner } from '../effects/owner.js';
 import { firewallCommand, helperLaunch } from '../effects/privilege.js';
-import { connectSsh } from '../effects/ssh/connect.js';
-import { ttyPrompter } from '../effects/ssh/tty-prompt.js';
+import { connectSshHere } from '../effects/ssh/connect-here.js';
 import { makeStreamsDriver } from '../effects/streams-driver.js';
 import { makeTimerDriver } from '../effects/timer-driver.js';
 import { openRecorder } from '../streams/recorder.js';
@@ -197,20 +196,7 @@ export const runClient = async (config: Config): Promise<number> => {
   const direct = makeDirectTransport(
     now,
     streams,
-    async () => {
-      const r = await connectSsh({
-        remote,
-        sshConfigPath: config.sshConfig,
-        env: {
-          HOME: process.env.HOME,
-          USER: process.env.USER,
-          SSH_AUTH_SOCK: process.env.SSH_AUTH_SOCK,
-        },
-        prompt: ttyPrompter(),
-        log: (level, msg, fields) => log[level](fields ?? {}, msg),
-      });
-      return r;
-    },
+    () => connectSshHere(remote, config.sshConfig, log),
     {
       toNs: config.toNs,
       dns: dns.nameservers.length > 0,

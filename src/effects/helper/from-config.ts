@@ -6,8 +6,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import type { Logger } from 'pino';
 import type { Config } from '../../domain/config.js';
 import { defaultMuxConfig, type MuxConfig } from '../../domain/mux/index.js';
-import { connectSsh } from '../ssh/connect.js';
-import { ttyPrompter } from '../ssh/tty-prompt.js';
+import { connectSshHere } from '../ssh/connect-here.js';
 import type { StreamsDriver } from '../streams-driver.js';
 import { connectHelper } from './connect-helper.js';
 import { type HelperTransport, makeHelperTransport } from './helper-transport.js';
@@ -61,18 +60,7 @@ export const helperTransportFor = (
           autoNets: config.autoNets,
           autoHosts: config.autoHosts,
         },
-        connectSsh: () =>
-          connectSsh({
-            remote,
-            sshConfigPath: config.sshConfig,
-            env: {
-              HOME: process.env.HOME,
-              USER: process.env.USER,
-              SSH_AUTH_SOCK: process.env.SSH_AUTH_SOCK,
-            },
-            prompt: ttyPrompter(),
-            log: (level, msg, fields) => log[level](fields ?? {}, msg),
-          }),
+        connectSsh: () => connectSshHere(remote, config.sshConfig, log),
         log: say,
         env: process.env,
       });
