@@ -17,7 +17,11 @@ export interface TestUser {
   /** A directory owned by the user: HOME, `key`, `ssh_config`. */
   readonly home: string;
   readonly sshConfig: string;
-  /** `runuser -u NAME -- env HOME=... argv...` */
+  /**
+   * `setpriv ... -- env HOME=... argv...`: setpriv execs, so the user's
+   * process is the one a terminal signals and whose exit code comes back
+   * (runuser stays as a parent that re-raises a terminal's SIGINT on itself).
+   */
   readonly argv: (argv: readonly string[]) => string[];
   /** Installs `text` as /etc/sudoers.d/<unique name> (checked by visudo first). */
   readonly installSudoers: (text: string) => Promise<void>;
@@ -56,7 +60,18 @@ export const createTestUser = async (labSshKey: string): Promise<TestUser> => {
     gid,
     home,
     sshConfig,
-    argv: (argv) => ['runuser', '-u', name, '--', 'env', `HOME=${home}`, ...argv],
+    argv: (argv) => [
+      'setpriv',
+      `--reuid=${uid}`,
+      `--regid=${gid}`,
+      '--init-groups',
+      '--',
+      'env',
+      `HOME=${home}`,
+      `USER=${name}`,
+      `LOGNAME=${name}`,
+      ...argv,
+    ],
     installSudoers: async (text) => {
       const draft = join(home, 'sudoers.draft');
       writeFileSync(draft, text, { mode: 0o600 });
