@@ -151,8 +151,9 @@ export interface RawFrame {
 const DEC = /^\d{1,10}$/;
 const U16 = /^\d{1,5}$/;
 
+/** One parser per family: a failed IPv4 parse throws inside ipaddr.js, too dear per datagram. */
 const isIp = (s: string): boolean =>
-  ipaddr.IPv4.isValidFourPartDecimal(s) || ipaddr.IPv6.isValid(s);
+  s.includes(':') ? ipaddr.IPv6.isValid(s) : ipaddr.IPv4.isValidFourPartDecimal(s);
 
 const parseU16 = (s: string): number | null => {
   if (!U16.test(s)) return null;

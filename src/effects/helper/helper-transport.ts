@@ -384,6 +384,7 @@ export const makeHelperTransport = (
     close: () => {
       closing = true;
       if (link !== null) {
+        mux?.flush();
         link.proc.writable.end();
         void finish('closed');
       }

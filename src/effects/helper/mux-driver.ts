@@ -3,11 +3,14 @@
  * stdin/stdout, an ssh exec channel, or an external ssh's stdio.
  *
  * The driver owns the pipe: it feeds what it reads to the reducer
- * (`pipeData`, one event per chunk), writes each step's frames in one go
- * (`writev` when the stream has it, one concatenated buffer otherwise, so an
- * ssh2 channel sends one packet rather than one per frame header), reports
- * flushed bytes from the write callbacks, and pauses reading when the
- * reducer asks. Every other command goes to the role's handler.
+ * (`pipeData`, one event per chunk), gathers the frames of every step of one
+ * event-loop turn and writes them in one go at its end (`writev` when the
+ * stream has it, one concatenated buffer otherwise), so an ssh2 channel
+ * sends one SSH packet for many small frames rather than one per frame:
+ * a burst of datagrams or of small writes costs one encryption, not one
+ * each. It reports flushed bytes from the write callbacks and pauses
+ * reading when the reducer asks. Every other command goes to the role's
+ * handler.
  *
  * Events that arrive while a step's commands are being carried out (a
  * handler's stream callback firing synchronously) are queued and folded
@@ -46,9 +49,14 @@ export interface MuxDriverOptions {
 export interface MuxDriver {
   readonly dispatch: (e: MuxEvent) => void;
   readonly state: () => MuxState;
-  /** Stops the timer and the pipe listeners (the pipe itself is the caller's). */
+  /** Writes the frames gathered so far now (before the caller ends the pipe). */
+  readonly flush: () => void;
+  /** Flushes, then stops the timer and the pipe listeners (the pipe itself is the caller's). */
   readonly stop: () => void;
 }
+
+/** Gathered bytes that are written at once rather than at the end of the turn. */
+const FLUSH_AT = 256 * 1024;
 
 const hasWritev = (w: Writable): boolean =>
   typeof (w as unknown as { _writev?: unknown })._writev === 'function';
@@ -62,7 +70,7 @@ export const startMuxDriver = (opts: MuxDriverOptions): MuxDriver => {
   let stopped = false;
   const writev = hasWritev(pipe.writable);
 
-  const write = (chunks: readonly Uint8Array[], bytes: number): void => {
+  const writeNow = (chunks: readonly Uint8Array[], bytes: number): void => {
     if (pipe.writable.destroyed || pipe.writable.writableEnded) return;
     const done = (err?: Error | null): void => {
       if (!err) dispatch({ kind: 'pipeFlushed', bytes });
@@ -77,6 +85,29 @@ export const startMuxDriver = (opts: MuxDriverOptions): MuxDriver => {
       pipe.writable.uncork();
     } else {
       pipe.writable.write(Buffer.concat(chunks as Uint8Array[], bytes), done);
+    }
+  };
+
+  // The frames of this event-loop turn, written by `flush` at its end.
+  let gathered: Uint8Array[] = [];
+  let gatheredBytes = 0;
+  let flushScheduled = false;
+  const flush = (): void => {
+    flushScheduled = false;
+    if (gathered.length === 0) return;
+    const chunks = gathered;
+    const bytes = gatheredBytes;
+    gathered = [];
+    gatheredBytes = 0;
+    writeNow(chunks, bytes);
+  };
+  const write = (chunks: readonly Uint8Array[], bytes: number): void => {
+    for (const c of chunks) gathered.push(c);
+    gatheredBytes += bytes;
+    if (gatheredBytes >= FLUSH_AT) flush();
+    else if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flush);
     }
   };
 
@@ -143,7 +174,9 @@ export const startMuxDriver = (opts: MuxDriverOptions): MuxDriver => {
   return {
     dispatch,
     state: () => state,
+    flush,
     stop: () => {
+      flush();
       stopped = true;
       if (timer !== null) clearInterval(timer);
       pipe.readable.off('data', onData);
