@@ -21,9 +21,10 @@
  *       onDatagram(data, srcIp, srcPort, dstIp, dstPort) (dst null when the
  *       kernel gave none). close() stops watching and closes the fd.
  *   sendFrom(family, fromIp, fromPort, toIp, toPort, data) -> bytes sent
- *       sends one datagram from an address that need not be ours (a
- *       throw-away socket with SO_REUSEADDR + IP(V6)_TRANSPARENT bound to
- *       from), as sshuttle answers local applications for remote peers.
+ *       sends one datagram from an address that need not be ours (a socket
+ *       with SO_REUSEADDR + IP(V6)_TRANSPARENT bound to from, kept for the
+ *       next datagram from there), as sshuttle answers local applications
+ *       for remote peers.
  *
  * Failures throw an Error whose `code` is the errno name (e.g. 'ENOENT' when
  * conntrack knows no such connection, 'ENOPROTOOPT' when conntrack is not
@@ -373,6 +374,7 @@ typedef struct {
   int fd;
   int family;
   int closing;
+  int delivering;
 } udp_watch;
 
 #define UDP_MAX 65536
@@ -396,10 +398,7 @@ static void on_udp_closed(uv_handle_t *h) {
   free(w);
 }
 
-static void udp_stop(udp_watch *w) {
-  if (w->closing) return;
-  w->closing = 1;
-  uv_poll_stop(&w->poll);
+static void udp_release(udp_watch *w) {
   if (w->callback != NULL) napi_delete_reference(w->env, w->callback);
   w->callback = NULL;
   if (w->context != NULL) napi_async_destroy(w->env, w->context);
@@ -407,19 +406,27 @@ static void udp_stop(udp_watch *w) {
   uv_close((uv_handle_t *)&w->poll, on_udp_closed);
 }
 
-/* Delivers one datagram to JS; returns 0 when the watch was closed meanwhile. */
-static int deliver(udp_watch *w, const char *data, size_t n, const struct sockaddr *src,
-                   const struct sockaddr *dst) {
+static void udp_stop(udp_watch *w) {
+  if (w->closing) return;
+  w->closing = 1;
+  uv_poll_stop(&w->poll);
+  /* Closed from inside onDatagram: the batch in progress still holds the
+   * callback scope; it releases the rest when it ends. */
+  if (!w->delivering) udp_release(w);
+}
+
+/* Calls onDatagram for one datagram (inside the batch's callback scope);
+ * returns 0 when the batch must stop (the watch was closed, or a failure). */
+static int deliver(udp_watch *w, napi_value recv, napi_value cb, const char *data, size_t n,
+                   const struct sockaddr *src, const struct sockaddr *dst) {
   napi_env env = w->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return 0;
-  napi_value cb, recv, args[5], result;
+  napi_value args[5], result;
   char stext[INET6_ADDRSTRLEN], dtext[INET6_ADDRSTRLEN];
   int sport = 0, dport = 0;
   addr_text(src, stext, sizeof stext, &sport);
-  int ok = napi_get_reference_value(env, w->callback, &cb) == napi_ok &&
-           napi_get_global(env, &recv) == napi_ok &&
-           napi_create_buffer_copy(env, n, data, NULL, &args[0]) == napi_ok &&
+  int ok = napi_create_buffer_copy(env, n, data, NULL, &args[0]) == napi_ok &&
            napi_create_string_utf8(env, stext, NAPI_AUTO_LENGTH, &args[1]) == napi_ok &&
            napi_create_int32(env, sport, &args[2]) == napi_ok;
   if (ok && dst != NULL) {
@@ -430,21 +437,40 @@ static int deliver(udp_watch *w, const char *data, size_t n, const struct sockad
     ok = napi_get_null(env, &args[3]) == napi_ok && napi_get_null(env, &args[4]) == napi_ok;
   }
   if (ok) {
-    napi_status st = napi_make_callback(env, w->context, recv, cb, 5, args, &result);
+    napi_status st = napi_call_function(env, recv, cb, 5, args, &result);
     napi_value err;
-    if (st == napi_pending_exception && napi_get_and_clear_last_exception(env, &err) == napi_ok)
+    if (st == napi_pending_exception && napi_get_and_clear_last_exception(env, &err) == napi_ok) {
       napi_fatal_exception(env, err);
-    else if (st != napi_ok)
+      ok = 0;
+    } else if (st != napi_ok) {
       fprintf(stderr, "sshuttle_native: calling onDatagram failed (napi status %d)\n", (int)st);
+      ok = 0;
+    }
   }
   napi_close_handle_scope(env, scope);
-  return !w->closing;
+  return ok && !w->closing;
 }
 
+/* One wakeup reads up to UDP_BATCH datagrams and hands them to JS inside ONE
+ * callback scope: process.nextTick and promise jobs run once after the
+ * batch, not after every datagram, so what the datagrams cause (mux frames,
+ * ssh packets) leaves together. */
 static void on_udp_readable(uv_poll_t *h, int status, int events) {
   udp_watch *w = (udp_watch *)h->data;
   (void)events;
   if (w->closing || status < 0) return;
+  napi_env env = w->env;
+  napi_handle_scope outer;
+  if (napi_open_handle_scope(env, &outer) != napi_ok) return;
+  napi_value resource, recv, cb;
+  napi_callback_scope cscope;
+  if (napi_create_object(env, &resource) != napi_ok || napi_get_global(env, &recv) != napi_ok ||
+      napi_get_reference_value(env, w->callback, &cb) != napi_ok ||
+      napi_open_callback_scope(env, resource, w->context, &cscope) != napi_ok) {
+    napi_close_handle_scope(env, outer);
+    return;
+  }
+  w->delivering = 1;
   static char buf[UDP_MAX];
   for (int i = 0; i < UDP_BATCH; i++) {
     struct sockaddr_storage src;
@@ -459,15 +485,21 @@ static void on_udp_readable(uv_poll_t *h, int status, int events) {
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
     ssize_t n = recvmsg(w->fd, &msg, MSG_DONTWAIT);
-    if (n < 0) return; /* EAGAIN: drained; anything else: wait for the next wakeup */
+    if (n < 0) break; /* EAGAIN: drained; anything else: wait for the next wakeup */
     const struct sockaddr *dst = NULL;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
       if ((c->cmsg_level == SSH_SOL_IP && c->cmsg_type == SSH_IP_ORIGDSTADDR) ||
           (c->cmsg_level == SSH_SOL_IPV6 && c->cmsg_type == SSH_IPV6_ORIGDSTADDR))
         dst = (const struct sockaddr *)CMSG_DATA(c);
     }
-    if (!deliver(w, buf, (size_t)n, (const struct sockaddr *)&src, dst)) return;
+    if (!deliver(w, recv, cb, buf, (size_t)n, (const struct sockaddr *)&src, dst)) break;
   }
+  /* Closing the scope runs the tick queue: onDatagram's follow-ups, possibly
+   * a close() of this watch, which then only marks it. */
+  napi_close_callback_scope(env, cscope);
+  w->delivering = 0;
+  if (w->closing) udp_release(w);
+  napi_close_handle_scope(env, outer);
 }
 
 static napi_value udp_watch_close(napi_env env, napi_callback_info info) {
@@ -548,6 +580,70 @@ static napi_value udp_receive(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Reply sockets, one per remote address we answer from, kept open: a fresh
+ * socket per datagram (socket, three setsockopts, bind, close) cost more
+ * than the rest of a datagram's trip through the client. Unconnected, so
+ * tproxy's socket lookup never hands them an application's datagrams (only
+ * connected sockets match an established lookup). Few remote peers talk at
+ * once; the oldest entry makes room for a new one. */
+#define REPLY_SOCKETS 128
+
+typedef struct {
+  int fd;
+  socklen_t len;
+  struct sockaddr_storage from;
+} reply_entry;
+
+static reply_entry reply_cache[REPLY_SOCKETS];
+static int reply_used;
+static int reply_next;
+
+static void reply_forget(int fd) {
+  for (int i = 0; i < reply_used; i++) {
+    if (reply_cache[i].fd == fd) {
+      close(fd);
+      reply_cache[i].fd = -1;
+      reply_cache[i].len = 0;
+      return;
+    }
+  }
+  close(fd);
+}
+
+/* A bound transparent UDP socket sending from `from`: cached or new.
+ * Returns the fd, or -errno. */
+static int reply_socket(int family, const struct sockaddr_storage *from, socklen_t flen) {
+  for (int i = 0; i < reply_used; i++) {
+    if (reply_cache[i].len == flen && memcmp(&reply_cache[i].from, from, flen) == 0)
+      return reply_cache[i].fd;
+  }
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1, small = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      (family == 6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
+      set_transparent_fd(fd, family) != 0 ||
+      bind(fd, (const struct sockaddr *)from, flen) != 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  /* It never reads: the smallest receive buffer the kernel allows. */
+  (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  int slot;
+  if (reply_used < REPLY_SOCKETS) {
+    slot = reply_used++;
+  } else {
+    slot = reply_next;
+    reply_next = (reply_next + 1) % REPLY_SOCKETS;
+    if (reply_cache[slot].fd >= 0) close(reply_cache[slot].fd);
+  }
+  reply_cache[slot].fd = fd;
+  reply_cache[slot].len = flen;
+  memcpy(&reply_cache[slot].from, from, flen);
+  return fd;
+}
+
 static napi_value send_from(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
@@ -582,20 +678,20 @@ static napi_value send_from(napi_env env, napi_callback_info info) {
   if (!make_sockaddr(env, family, fip, fport, &from, &flen) ||
       !make_sockaddr(env, family, tip, tport, &to, &tlen))
     return NULL;
-  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return fail_fd(env, -1, errno, "socket");
-  int one = 1;
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
-    return fail_fd(env, fd, errno, "setsockopt(SO_REUSEADDR)");
-  if (family == 6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0)
-    return fail_fd(env, fd, errno, "setsockopt(IPV6_V6ONLY)");
-  if (set_transparent_fd(fd, family) != 0)
-    return fail_fd(env, fd, errno,
-                   family == 4 ? "setsockopt(IP_TRANSPARENT)" : "setsockopt(IPV6_TRANSPARENT)");
-  if (bind(fd, (struct sockaddr *)&from, flen) != 0) return fail_fd(env, fd, errno, "bind");
+  int fd = reply_socket(family, &from, flen);
+  if (fd < 0) {
+    int e = -fd;
+    throw_errno(env, e, e == EADDRINUSE || e == EADDRNOTAVAIL ? "bind" : "socket");
+    return NULL;
+  }
   ssize_t n = sendto(fd, data, len, 0, (struct sockaddr *)&to, tlen);
-  if (n < 0) return fail_fd(env, fd, errno, "sendto");
-  close(fd);
+  if (n < 0) {
+    int e = errno;
+    /* A full send buffer is not the socket's fault; anything else is. */
+    if (e != EAGAIN && e != EWOULDBLOCK && e != ENOBUFS) reply_forget(fd);
+    throw_errno(env, e, "sendto");
+    return NULL;
+  }
   napi_value result;
   CHECK(napi_create_int64(env, (int64_t)n, &result));
   return result;
