@@ -13,10 +13,13 @@ const NOT_IMPLEMENTED_YET: readonly (readonly [string, (c: Config) => boolean])[
   // --wrap limits mux channel ids; the direct transport has none.
   ['--wrap with --transport direct', (c) => c.transport === 'direct' && c.wrap !== DEFAULT_WRAP],
   // tproxy's UDP travels as UDP_OPEN/DATA/CLOSE frames of the helper protocol.
-  [
-    '--method tproxy with --transport direct',
-    (c) => c.method === 'tproxy' && c.transport === 'direct',
-  ],
+  ...(['tproxy', 'nft-tproxy'] as const).map(
+    (m) =>
+      [
+        `--method ${m} with --transport direct`,
+        (c: Config) => c.method === m && c.transport === 'direct',
+      ] as const,
+  ),
   ['--method pf', (c) => c.method === 'pf'],
   ['--method ipfw', (c) => c.method === 'ipfw'],
   ['--remote-shell', (c) => c.remoteShell !== null],

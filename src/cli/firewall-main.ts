@@ -226,8 +226,8 @@ const install = async (
   input: Inputs,
 ): Promise<E.Either<string, void>> => {
   for (const family of familiesToSetup(req)) {
-    if (method === 'tproxy') {
-      const ok = await tproxyPreflight(family, env, log);
+    if (method === 'tproxy' || method === 'nft-tproxy') {
+      const ok = await tproxyPreflight(method, family, env, log);
       if (E.isLeft(ok)) return ok;
     }
     touched.push(family);

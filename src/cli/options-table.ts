@@ -172,7 +172,7 @@ export const OPTIONS = [
     long: 'method',
     metavar: 'TYPE',
     group: 'Capture method and listener',
-    help: 'firewall method: auto, nft, nat, tproxy, pf, ipfw',
+    help: 'firewall method: auto, nft, nat, tproxy, nft-tproxy, pf, ipfw',
     default: 'auto: nat, nft, pf, then ipfw',
   },
   {

@@ -193,7 +193,16 @@ const HANDLERS: Record<Exclude<OptionName, SpecialOption>, Handler> = {
   'auto-hosts': set((c) => ({ ...c, autoHosts: true })),
   'seed-hosts': setParsed(parseSeedHosts, (c, seedHosts) => ({ ...c, seedHosts })),
   method: setParsed(
-    (v) => parseChoice('--method', v, ['auto', 'nft', 'nat', 'tproxy', 'pf', 'ipfw'] as const),
+    (v) =>
+      parseChoice('--method', v, [
+        'auto',
+        'nft',
+        'nat',
+        'tproxy',
+        'nft-tproxy',
+        'pf',
+        'ipfw',
+      ] as const),
     (c, method) => ({ ...c, method }),
   ),
   listen: setParsed(parseListen, (c, listen) => ({ ...c, listen })),

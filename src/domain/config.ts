@@ -42,10 +42,14 @@ export const MethodC = t.keyof({
   nft: null,
   nat: null,
   tproxy: null,
+  'nft-tproxy': null,
   pf: null,
   ipfw: null,
 });
 export type Method = t.TypeOf<typeof MethodC>;
+
+/** The transparent-proxy methods (iptables or nftables rules): TCP and UDP, original addresses kept. */
+export const isTproxyMethod = (m: string): boolean => m === 'tproxy' || m === 'nft-tproxy';
 
 export const TransportC = t.keyof({ direct: null, helper: null, auto: null });
 export type Transport = t.TypeOf<typeof TransportC>;

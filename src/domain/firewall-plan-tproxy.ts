@@ -126,7 +126,7 @@ const routeExists = (input: FamilyPlanInput): Probe => ({
 // ---------------------------------------------------------------------------
 
 /** The policy routing steps that undo {@link planTproxyRoutingSetup}, each only if present. */
-const planTproxyRoutingRestore = (input: FamilyPlanInput, o: TproxyOptions): Step[] => [
+export const planTproxyRoutingRestore = (input: FamilyPlanInput, o: TproxyOptions): Step[] => [
   {
     argv: [...ipCmd(input.family), 'rule', 'del', ...ruleSpec(input, o)],
     fatal: true,
@@ -139,7 +139,8 @@ const planTproxyRoutingRestore = (input: FamilyPlanInput, o: TproxyOptions): Ste
   },
 ];
 
-const planTproxyRoutingSetup = (input: FamilyPlanInput, o: TproxyOptions): Step[] => [
+/** The policy routing marked packets need (shared with the nft-tproxy plan). */
+export const planTproxyRoutingSetup = (input: FamilyPlanInput, o: TproxyOptions): Step[] => [
   { argv: [...ipCmd(input.family), 'route', 'add', ...routeSpec(input)], fatal: true },
   { argv: [...ipCmd(input.family), 'rule', 'add', ...ruleSpec(input, o)], fatal: true },
 ];

@@ -12,6 +12,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import ipaddr from 'ipaddr.js';
 import { planNatRestore, planNatSetup } from './firewall-plan-nat.js';
 import { planNftRestore, planNftSetup } from './firewall-plan-nft.js';
+import { planNftTproxyRestore, planNftTproxySetup } from './firewall-plan-nft-tproxy.js';
 import { planTproxyRestore, planTproxySetup } from './firewall-plan-tproxy.js';
 import { type Family, firstMatchOrder, maxWidth, type SubnetRule } from './subnet.js';
 
@@ -20,7 +21,7 @@ import { type Family, firstMatchOrder, maxWidth, type SubnetRule } from './subne
 // ---------------------------------------------------------------------------
 
 /** The methods this planner knows (the helper runs these). */
-export type FirewallMethod = 'nft' | 'nat' | 'tproxy';
+export type FirewallMethod = 'nft' | 'nat' | 'tproxy' | 'nft-tproxy';
 
 /** A DNS server whose UDP/53 traffic is redirected to the local DNS listener. */
 export interface Nameserver {
@@ -145,8 +146,8 @@ export const checkRequest = (
   method: FirewallMethod,
   req: FirewallRequest,
 ): E.Either<string, FirewallRequest> => {
-  if (req.udp && method !== 'tproxy')
-    return E.left(`UDP is not supported by the ${method} method (use tproxy)`);
+  if (req.udp && method !== 'tproxy' && method !== 'nft-tproxy')
+    return E.left(`UDP is not supported by the ${method} method (use tproxy or nft-tproxy)`);
   for (const r of req.subnets) {
     const p = subnetProblem(r);
     if (p !== null) return E.left(`subnet ${r.ip}/${r.width}: ${p}`);
@@ -200,6 +201,7 @@ export const familyInput = (family: Family, req: FirewallRequest): FamilyPlanInp
 export const planSetup = (method: FirewallMethod, family: Family, req: FirewallRequest): Step[] => {
   const input = familyInput(family, req);
   if (method === 'tproxy') return planTproxySetup(input, req);
+  if (method === 'nft-tproxy') return planNftTproxySetup(input, req);
   return method === 'nat' ? planNatSetup(input) : planNftSetup(input);
 };
 
@@ -211,6 +213,7 @@ export const planRestore = (
 ): Step[] => {
   const input = familyInput(family, req);
   if (method === 'tproxy') return planTproxyRestore(input, req);
+  if (method === 'nft-tproxy') return planNftTproxyRestore(input, req);
   return method === 'nat' ? planNatRestore(input) : planNftRestore(input);
 };
 

@@ -59,7 +59,7 @@ export const MAX_LINE_LENGTH = 512;
 // primitives
 // ---------------------------------------------------------------------------
 
-const ANNOUNCED: readonly AnnouncedMethod[] = ['nft', 'nat', 'tproxy', 'pf', 'ipfw'];
+const ANNOUNCED: readonly AnnouncedMethod[] = ['nft', 'nat', 'tproxy', 'nft-tproxy', 'pf', 'ipfw'];
 
 const familyToWire = (f: Family): string => (f === 6 ? '10' : '2');
 

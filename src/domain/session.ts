@@ -7,6 +7,7 @@
  */
 import { captureRules, redirectPorts } from './capture.js';
 import type { Command, ListenAddr } from './commands.js';
+import { isTproxyMethod } from './config.js';
 import { fitUdpAnswer, servfailFor, udpAnswerLimit } from './dns-message.js';
 import type { Event, EventOf, Side } from './events.js';
 import { EXIT_FATAL } from './exit-codes.js';
@@ -519,7 +520,7 @@ export const reduceSession = (s0: SessionState, e: Event): Step => {
         { ...s, phase: 'connecting', method: e.method },
         [
           { kind: 'log', level: 'debug', msg: `firewall helper ready, method ${e.method}` },
-          e.method === 'tproxy'
+          isTproxyMethod(e.method)
             ? { kind: 'listen', addrs: s.requestedListen, dns: s.requestedDns, tproxy: true }
             : { kind: 'listen', addrs: s.requestedListen, dns: s.requestedDns },
           { kind: 'ssh.connect' },

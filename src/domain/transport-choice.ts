@@ -1,4 +1,4 @@
-import type { Config } from './config.js';
+import { type Config, isTproxyMethod } from './config.js';
 import { DEFAULT_WRAP } from './mux/index.js';
 
 /**
@@ -11,6 +11,6 @@ export const usesHelper = (config: Config): boolean =>
   (config.transport === 'auto' &&
     (config.sshCmd !== null ||
       config.helperCmd !== null ||
-      config.method === 'tproxy' ||
+      isTproxyMethod(config.method) ||
       // --wrap is about mux channel ids: only the helper has them.
       config.wrap !== DEFAULT_WRAP));

@@ -6,7 +6,7 @@
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { type Observable, Subject } from 'rxjs';
 import type { Command } from '../domain/commands.js';
-import type { Method } from '../domain/config.js';
+import { isTproxyMethod, type Method } from '../domain/config.js';
 import type { Event } from '../domain/events.js';
 import { type FirewallHandle, startFirewall } from './firewall/firewall-client.js';
 
@@ -69,7 +69,7 @@ export const makeFirewallDriver = (
       nameservers: c.nameservers,
       ports: c.ports,
       // tproxy is the method that captures UDP (upstream switches it on whenever it can).
-      udp: handle.method === 'tproxy',
+      udp: isTproxyMethod(handle.method),
       user: opts.user,
       group: opts.group,
       tmark: opts.tmark,

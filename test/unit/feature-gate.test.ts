@@ -15,6 +15,10 @@ const gate = (...args: string[]): string | null => {
 describe('notImplementedYet', () => {
   it.each<[string[], string]>([
     [['--method', 'tproxy', '--transport', 'direct'], '--method tproxy with --transport direct'],
+    [
+      ['--method', 'nft-tproxy', '--transport', 'direct'],
+      '--method nft-tproxy with --transport direct',
+    ],
     [['--method', 'pf'], '--method pf'],
     [['--method', 'ipfw'], '--method ipfw'],
     [['--remote-shell', 'cmd'], '--remote-shell'],

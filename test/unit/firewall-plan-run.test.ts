@@ -2,6 +2,9 @@
  * The step runner and method selection, with harmless commands (true, false,
  * printf) only: no root, no firewall touched.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { isLeft, isRight } from 'fp-ts/lib/Either.js';
 import { describe, expect, it } from 'vitest';
 import type { Step } from '../../src/domain/firewall-plan.js';
@@ -148,6 +151,25 @@ describe('selectMethod', () => {
       _tag: 'Left',
       left: "the tproxy method needs 'iptables', which is not on PATH (/nonexistent-sshuttle-ts)",
     });
+  });
+
+  it('an nftables-only machine: nft-tproxy is usable, and tproxy points to it', async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'sshuttle-ts-nft-only-'));
+    try {
+      for (const tool of ['nft', 'ip'])
+        writeFileSync(join(bin, tool), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+      const nftOnly = { PATH: bin, LC_ALL: 'C' } as const;
+      expect(await selectMethod('nft-tproxy', nftOnly)).toEqual({
+        _tag: 'Right',
+        right: 'nft-tproxy',
+      });
+      const r = await selectMethod('tproxy', nftOnly);
+      expect(isLeft(r) && r.left).toBe(
+        `the tproxy method needs 'iptables', which is not on PATH (${bin}) (nft is here: --method nft-tproxy does the same with nftables)`,
+      );
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
   });
 });
 

@@ -18,7 +18,7 @@ import {
   tproxyPriority,
 } from '../../src/domain/firewall-plan-tproxy.js';
 import { type Family, firstMatchOrder, type SubnetRule } from '../../src/domain/subnet.js';
-import { request as baseRequest, rule, subnetArb } from './fixtures/firewall-requests.js';
+import { request as baseRequest, rule, tproxyRequestArb } from './fixtures/firewall-requests.js';
 
 const request = (over: Partial<FirewallRequest>): FirewallRequest =>
   baseRequest({ udp: true, ...over });
@@ -502,7 +502,7 @@ describe('tproxy plan: goldens (sshuttle-upstream.md §2.3)', () => {
     expect(checkRequest('tproxy', upstreamV4)._tag).toBe('Right');
     expect(checkRequest('nat', upstreamV4)).toEqual({
       _tag: 'Left',
-      left: 'UDP is not supported by the nat method (use tproxy)',
+      left: 'UDP is not supported by the nat method (use tproxy or nft-tproxy)',
     });
   });
 
@@ -546,28 +546,7 @@ describe('tproxy plan: goldens (sshuttle-upstream.md §2.3)', () => {
 // properties
 // ---------------------------------------------------------------------------
 
-const arbRequest: fc.Arbitrary<FirewallRequest> = fc
-  .record({
-    subnets: fc.array(fc.oneof(subnetArb(4), subnetArb(6)), { maxLength: 20 }),
-    ns4: fc.array(fc.ipV4(), { maxLength: 3 }),
-    ns6: fc.array(fc.ipV6(), { maxLength: 3 }),
-    port4: fc.integer({ min: 1, max: 65535 }),
-    port6: fc.integer({ min: 1, max: 65535 }),
-    udp: fc.boolean(),
-    tmark: fc.stringMatching(/^0x[0-9a-f]{1,8}$/),
-  })
-  .map((r) =>
-    request({
-      subnets: r.subnets,
-      nameservers: [
-        ...r.ns4.map((ip) => ({ family: 4 as const, ip })),
-        ...r.ns6.map((ip) => ({ family: 6 as const, ip })),
-      ],
-      udp: r.udp,
-      tmark: r.tmark,
-      ports: { tcp4: r.port4, tcp6: r.port6, dns4: r.port4, dns6: r.port6 },
-    }),
-  );
+const arbRequest = tproxyRequestArb;
 
 const familyArb = fc.constantFrom<Family>(4, 6);
 

@@ -12,7 +12,7 @@ import {
   type Step,
 } from '../../src/domain/firewall-plan.js';
 import { type Family, firstMatchOrder, type SubnetRule } from '../../src/domain/subnet.js';
-import { request, rule, subnetArb } from './fixtures/firewall-requests.js';
+import { request, requestArb, rule } from './fixtures/firewall-requests.js';
 
 // ---------------------------------------------------------------------------
 // fixtures
@@ -490,28 +490,13 @@ describe('isIpLiteral', () => {
 // properties
 // ---------------------------------------------------------------------------
 
-const arbRequest: fc.Arbitrary<FirewallRequest> = fc
-  .record({
-    subnets: fc.array(fc.oneof(subnetArb(4), subnetArb(6)), { maxLength: 25 }),
-    ns4: fc.array(fc.ipV4(), { maxLength: 3 }),
-    ns6: fc.array(fc.ipV6(), { maxLength: 3 }),
-    user: fc.option(fc.integer({ min: 0, max: 65535 })),
-    group: fc.option(fc.integer({ min: 0, max: 65535 })),
-    port4: fc.integer({ min: 1, max: 65535 }),
-    port6: fc.integer({ min: 1, max: 65535 }),
-  })
-  .map((r) =>
-    request({
-      subnets: r.subnets,
-      nameservers: [
-        ...r.ns4.map((ip) => ({ family: 4 as const, ip })),
-        ...r.ns6.map((ip) => ({ family: 6 as const, ip })),
-      ],
-      user: r.user,
-      group: r.group,
-      ports: { tcp4: r.port4, tcp6: r.port6, dns4: r.port4, dns6: r.port6 },
-    }),
-  );
+const arbRequest = requestArb(
+  fc.record({
+    user: fc.option(fc.integer({ min: 0, max: 65535 }), { nil: null }),
+    group: fc.option(fc.integer({ min: 0, max: 65535 }), { nil: null }),
+  }),
+  25,
+);
 
 const methodArb = fc.constantFrom<FirewallMethod>('nft', 'nat');
 const familyArb = fc.constantFrom<Family>(4, 6);

@@ -455,7 +455,7 @@ describe('usage errors: one line naming the input', () => {
     ],
     [
       [...BASE, '--method', 'iptables'],
-      'invalid --method "iptables": choose one of auto, nft, nat, tproxy, pf, ipfw',
+      'invalid --method "iptables": choose one of auto, nft, nat, tproxy, nft-tproxy, pf, ipfw',
     ],
     [[...BASE, '--transport', 'carrier-pigeon'], 'invalid --transport "carrier-pigeon"'],
     [

@@ -13,6 +13,7 @@ const PROBES: Record<FirewallMethod, readonly string[]> = {
   nft: ['nft', 'list', 'tables'],
   nat: ['iptables', '-w', '-t', 'nat', '-nL'],
   tproxy: ['iptables', '-w', '-t', 'mangle', '-nL'],
+  'nft-tproxy': ['nft', 'list', 'tables'],
 };
 
 /** Programs a method needs besides its probe's (tproxy: both iptables and the routing). */
@@ -20,6 +21,7 @@ const ALSO_NEEDS: Record<FirewallMethod, readonly string[]> = {
   nft: [],
   nat: [],
   tproxy: ['ip6tables', 'ip'],
+  'nft-tproxy': ['ip'],
 };
 
 /** Why `method` cannot be used on this machine, or null when it can. */
@@ -41,9 +43,18 @@ export const selectMethod = async (
   requested: Method,
   env: FirewallEnv,
 ): Promise<E.Either<string, FirewallMethod>> => {
-  if (requested === 'nft' || requested === 'nat' || requested === 'tproxy') {
+  if (
+    requested === 'nft' ||
+    requested === 'nat' ||
+    requested === 'tproxy' ||
+    requested === 'nft-tproxy'
+  ) {
     const why = await methodProblem(requested, env);
-    return why === null ? E.right(requested) : E.left(why);
+    if (why === null) return E.right(requested);
+    // tproxy without iptables on an nftables machine: say what would work.
+    if (requested === 'tproxy' && (await methodProblem('nft-tproxy', env)) === null)
+      return E.left(`${why} (nft is here: --method nft-tproxy does the same with nftables)`);
+    return E.left(why);
   }
   if (requested !== 'auto')
     return E.left(`the ${requested} method is not supported by this firewall helper (yet)`);

@@ -4,23 +4,26 @@
  * `Couldn't load match socket`, #1047).
  */
 import * as E from 'fp-ts/lib/Either.js';
+import { planNftTproxyPreflight } from '../../domain/firewall-plan-nft-tproxy.js';
 import { planTproxyPreflight } from '../../domain/firewall-plan-tproxy.js';
 import type { Family } from '../../domain/subnet.js';
 import { type FirewallEnv, failure, type Log, runCommand, runSteps } from './run-steps.js';
 
 export const tproxyPreflight = async (
+  method: 'tproxy' | 'nft-tproxy',
   family: Family,
   env: FirewallEnv,
   log: Log,
   id: number = process.pid,
 ): Promise<E.Either<string, void>> => {
-  const { checks, cleanup } = planTproxyPreflight(family, id);
+  const { checks, cleanup } =
+    method === 'tproxy' ? planTproxyPreflight(family, id) : planNftTproxyPreflight(family, id);
   let problem: string | null = null;
   for (const check of checks) {
     log(2, `checking: ${check.step.argv.join(' ')}`);
     const why = failure(check.step.argv, await runCommand(check.step.argv, env));
     if (why !== null) {
-      problem = `tproxy cannot work here: ${check.missing} [${why}]`;
+      problem = `${method} cannot work here: ${check.missing} [${why}]`;
       break;
     }
   }
