@@ -20,6 +20,7 @@ import { makeBackground } from '../effects/background.js';
 import { makeDirectTransport } from '../effects/direct-transport.js';
 import { makeFirewallDriver } from '../effects/firewall-driver.js';
 import { helperTransportFor, usesHelper } from '../effects/helper/from-config.js';
+import { readLinkLocals } from '../effects/link-locals.js';
 import { makeListenerDriver } from '../effects/listener-driver.js';
 import { makeLogger } from '../effects/logger.js';
 import { resolveOwner } from '../effects/owner.js';
@@ -159,11 +160,13 @@ export const runClient = async (config: Config): Promise<number> => {
       return '';
     }
   };
+  const linkLocals = readLinkLocals();
   const dns = dnsCapture({
     dns: config.dns,
     nsHosts: config.nsHosts,
     disableIpv6: config.disableIpv6,
     resolvConfs: config.dns ? RESOLV_CONFS.map(readText) : [],
+    linkLocals,
   });
   for (const w of dns.warnings) log.warn(w);
   if (config.toNs !== null && dns.nameservers.length === 0) {
@@ -258,7 +261,7 @@ export const runClient = async (config: Config): Promise<number> => {
     rules,
     listen,
     nameservers: [...dns.nameservers],
-    dnsListen: dnsListenAddresses(dns.nameservers, listen),
+    dnsListen: dnsListenAddresses(dns.nameservers, listen, linkLocals),
     reconnect: !config.noReconnect,
   };
   const session = run<SessionState, Event, Command, DriverName>({

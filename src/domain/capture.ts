@@ -38,9 +38,13 @@ const portOf = (listeners: readonly ListenAddr[], family: 4 | 6): number =>
 export const redirectPorts = (
   listeners: readonly ListenAddr[],
   dnsListeners: readonly ListenAddr[],
-): RedirectPorts => ({
-  tcp4: portOf(listeners, 4),
-  tcp6: portOf(listeners, 6),
-  dns4: portOf(dnsListeners, 4),
-  dns6: portOf(dnsListeners, 6),
-});
+): RedirectPorts => {
+  const unscoped = dnsListeners.filter((l) => !l.ip.includes('%'));
+  return {
+    tcp4: portOf(listeners, 4),
+    tcp6: portOf(listeners, 6),
+    // Link-local listeners are DNAT targets of their own (Nameserver.via), not the family's port.
+    dns4: portOf(unscoped, 4),
+    dns6: portOf(unscoped, 6),
+  };
+};

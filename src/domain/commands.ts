@@ -3,6 +3,7 @@
  * turn them into effects and answer with events.
  */
 import type { Side } from './events.js';
+import type { Nameserver } from './firewall-plan.js';
 import type { Endpoint } from './ports.js';
 import type { Family, SubnetRule } from './subnet.js';
 
@@ -37,7 +38,7 @@ export type Command =
   | {
       readonly kind: 'fw.setup';
       readonly rules: readonly SubnetRule[];
-      readonly nameservers: readonly { readonly family: Family; readonly ip: string }[];
+      readonly nameservers: readonly Nameserver[];
       readonly ports: RedirectPorts;
     }
   | {

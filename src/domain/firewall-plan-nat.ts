@@ -105,6 +105,23 @@ export const planNatSetup = (input: FamilyPlanInput): Step[] => {
         String(input.dnsport),
       ),
     ),
+    // Scoped link-local servers: per output interface, DNAT to our address there (see Nameserver.via).
+    ...input.scopedNameservers.map((ns) =>
+      add(
+        '-j',
+        'DNAT',
+        '--dest',
+        ns.ip,
+        '-o',
+        ns.iface,
+        '-p',
+        'udp',
+        '--dport',
+        '53',
+        '--to-destination',
+        `[${ns.via.ip}]:${ns.via.port}`,
+      ),
+    ),
     ...subnetSteps,
     // Last since 1.1.2, so explicitly listed local addresses can be tunnelled.
     add('-j', 'RETURN', '-m', 'addrtype', '--dst-type', 'LOCAL'),

@@ -7,6 +7,9 @@
  * Differences from upstream, on purpose:
  * - setup first deletes a stale table of the same name (non-fatal, only if it
  *   is listed), so a crashed run's table does not collect duplicate jumps;
+ * - a scoped link-local nameserver (`fe80::53%eth0`) is DNATed to our own
+ *   link-local address on that interface instead of redirected to ::1, which
+ *   a resolver socket bound to the interface never receives (upstream #736);
  * - `user`/`group` are honoured (upstream ignores them) by matching
  *   `meta skuid`/`meta skgid` on the output jump; forwarded packets have no
  *   owner, so the prerouting jump is left out, as nat's mark never matches there.
@@ -78,6 +81,24 @@ export const planNftSetup = (input: FamilyPlanInput): Step[] => {
     rule('meta', 'nfproto', '!=', nfproto, 'return'),
     ...input.nameservers.map((ns) =>
       rule(ipkw, 'daddr', ns, 'udp', 'dport', '53', 'redirect', 'to', `:${input.dnsport}`),
+    ),
+    // A scoped link-local server is one per interface: match that output
+    // interface, and DNAT to our address on it (see Nameserver.via).
+    ...input.scopedNameservers.map((ns) =>
+      rule(
+        ipkw,
+        'daddr',
+        ns.ip,
+        'oifname',
+        `"${ns.iface}"`,
+        'udp',
+        'dport',
+        '53',
+        'dnat',
+        ipkw,
+        'to',
+        `[${ns.via.ip}]:${ns.via.port}`,
+      ),
     ),
     rule('fib', 'daddr', 'type', 'local', 'return'),
     ...subnetSteps,

@@ -28,6 +28,30 @@ export interface Nameserver {
   readonly family: Family;
   /** IP literal; an IPv6 one may carry a `%scope` (from resolv.conf). */
   readonly ip: string;
+  /**
+   * Scoped link-local nameservers only: the client's own link-local address
+   * on that interface (no scope) and the port of its DNS listener there.
+   * The resolver's socket is bound to the interface (connect() with a scope
+   * id), so a redirect to ::1 is routed out of that interface onto the wire;
+   * a DNAT to an address of the interface stays local, and the answer arrives
+   * as from that interface, where the bound socket takes it.
+   */
+  readonly via?: DnsVia;
+}
+
+/** Where a scoped link-local nameserver's queries are DNATed to. */
+export interface DnsVia {
+  readonly ip: string;
+  readonly port: number;
+}
+
+/** A scoped link-local nameserver as the nft/nat planners see it. */
+export interface ScopedNameserver {
+  /** Without the scope. */
+  readonly ip: string;
+  /** The interface named by the scope (matched as the output interface). */
+  readonly iface: string;
+  readonly via: DnsVia;
 }
 
 /** Local listener ports per family; 0 = unused. */
@@ -85,8 +109,10 @@ export interface FamilyPlanInput {
   readonly dnsport: number;
   /** This family's subnets in first-match order. */
   readonly subnets: readonly SubnetRule[];
-  /** This family's nameserver IPs, scope suffix removed. */
+  /** This family's nameserver IPs without a `via`, scope suffix removed. */
   readonly nameservers: readonly string[];
+  /** This family's nameservers with a `via` (IPv6 link-local with a scope). */
+  readonly scopedNameservers: readonly ScopedNameserver[];
   readonly user: number | null;
   readonly group: number | null;
 }
@@ -122,6 +148,30 @@ export const stripScope = (ip: string): string => {
   return pct < 0 ? ip : ip.slice(0, pct);
 };
 
+/** The `%scope` suffix of an address, or null. */
+export const scopeOf = (ip: string): string | null => {
+  const pct = ip.indexOf('%');
+  return pct < 0 ? null : ip.slice(pct + 1);
+};
+
+/** Is `ip` (scope ignored) an IPv6 link-local unicast address (fe80::/10)? */
+export const isLinkLocal6 = (ip: string): boolean => {
+  const bare = stripScope(ip);
+  return ipaddr.IPv6.isValid(bare) && ipaddr.IPv6.parse(bare).range() === 'linkLocal';
+};
+
+/** Why a nameserver's `via` is not usable, or null (also when it has none). */
+export const viaProblem = (ns: Nameserver): string | null => {
+  if (ns.via === undefined) return null;
+  if (ns.family !== 6 || scopeOf(ns.ip) === null || !isLinkLocal6(ns.ip))
+    return 'a DNAT target only goes with a scoped IPv6 link-local nameserver';
+  if (!isIpLiteral(6, ns.via.ip) || !isLinkLocal6(ns.via.ip))
+    return `bad link-local address ${JSON.stringify(ns.via.ip)}`;
+  if (!Number.isInteger(ns.via.port) || ns.via.port < 1 || ns.via.port > 65535)
+    return `bad port ${ns.via.port}`;
+  return null;
+};
+
 const isPort = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 65535;
 const isId = (n: number | null): boolean =>
   n === null || (Number.isInteger(n) && n >= 0 && n < 2 ** 32 - 1);
@@ -155,6 +205,11 @@ export const checkRequest = (
   for (const ns of req.nameservers) {
     if ((ns.family !== 4 && ns.family !== 6) || !isIpLiteral(ns.family, ns.ip, true))
       return E.left(`bad nameserver ${JSON.stringify(ns.ip)}`);
+    const via = viaProblem(ns);
+    if (via !== null) return E.left(`nameserver ${ns.ip}: ${via}`);
+    // tproxy diverts by routing, not by DNAT: its planner has no use for one.
+    if (ns.via !== undefined && (method === 'tproxy' || method === 'nft-tproxy'))
+      return E.left(`nameserver ${ns.ip}: no DNAT target with the ${method} method`);
   }
   const { tcp4, tcp6, dns4, dns6 } = req.ports;
   if (![tcp4, tcp6, dns4, dns6].every(isPort)) return E.left('ports must be 0..65535');
@@ -184,15 +239,21 @@ export const familiesToSetup = (req: FirewallRequest): Family[] =>
   );
 
 /** Narrow a request to one family, ordered and cleaned for a method planner. */
-export const familyInput = (family: Family, req: FirewallRequest): FamilyPlanInput => ({
-  family,
-  port: family === 4 ? req.ports.tcp4 : req.ports.tcp6,
-  dnsport: family === 4 ? req.ports.dns4 : req.ports.dns6,
-  subnets: firstMatchOrder(req.subnets.filter((r) => r.family === family)),
-  nameservers: req.nameservers.filter((n) => n.family === family).map((n) => stripScope(n.ip)),
-  user: req.user,
-  group: req.group,
-});
+export const familyInput = (family: Family, req: FirewallRequest): FamilyPlanInput => {
+  const mine = req.nameservers.filter((n) => n.family === family);
+  return {
+    family,
+    port: family === 4 ? req.ports.tcp4 : req.ports.tcp6,
+    dnsport: family === 4 ? req.ports.dns4 : req.ports.dns6,
+    subnets: firstMatchOrder(req.subnets.filter((r) => r.family === family)),
+    nameservers: mine.filter((n) => n.via === undefined).map((n) => stripScope(n.ip)),
+    scopedNameservers: mine.flatMap((n) =>
+      n.via === undefined ? [] : [{ ip: stripScope(n.ip), iface: scopeOf(n.ip) ?? '', via: n.via }],
+    ),
+    user: req.user,
+    group: req.group,
+  };
+};
 
 /**
  * Steps that install `family`'s rules. They start with the restore steps, so

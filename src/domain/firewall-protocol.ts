@@ -7,7 +7,7 @@
  * c -> fw : ROUTES
  * c -> fw : <family>,<width>,<exclude 0|1>,<ip>,<fport>,<lport>   (one per subnet)
  * c -> fw : NSLIST
- * c -> fw : <family>,<ip>                                         (one per nameserver)
+ * c -> fw : <family>,<ip>[,<via ip>,<via port>]                  (one per nameserver)
  * c -> fw : PORTS <tcp v6>,<tcp v4>,<dns v6>,<dns v4>              (0 = unused)
  * c -> fw : GO <udp 0|1> <uid|-> <gid|-> <tmark> <client pid>
  * fw -> c : STARTED
@@ -17,7 +17,9 @@
  *
  * Family numbers on the wire are Linux's AF_INET = 2 and AF_INET6 = 10, what
  * an upstream client on Linux sends; anything else (e.g. macOS's 30) is
- * rejected. Lines are given and returned without their `\n`. Every decoder is
+ * rejected. The optional `via` fields of a nameserver line are ours (a scoped
+ * link-local server's DNAT target, see `Nameserver.via`); upstream sends two
+ * fields, which still decode. Lines are given and returned without their `\n`. Every decoder is
  * total: junk gives a Left with a reason, never an exception.
  */
 import * as E from 'fp-ts/lib/Either.js';
@@ -29,6 +31,7 @@ import {
   isIpLiteral,
   type Nameserver,
   subnetProblem,
+  viaProblem,
 } from './firewall-plan.js';
 import type { Family, SubnetRule } from './subnet.js';
 
@@ -146,12 +149,14 @@ export const decodeRoute = (line: string): E.Either<string, SubnetRule> =>
     }),
   );
 
-export const encodeNameserver = (ns: Nameserver): string => `${familyToWire(ns.family)},${ns.ip}`;
+export const encodeNameserver = (ns: Nameserver): string =>
+  `${familyToWire(ns.family)},${ns.ip}` +
+  (ns.via === undefined ? '' : `,${ns.via.ip},${ns.via.port}`);
 
 export const decodeNameserver = (line: string): E.Either<string, Nameserver> =>
   pipe(
-    fields(line, ',', 2, 'nameserver'),
-    E.chain(([f = '', ip = '']) =>
+    fields(line, ',', line.split(',').length === 4 ? 4 : 2, 'nameserver'),
+    E.chain(([f = '', ip = '', viaIp, viaPort]) =>
       pipe(
         familyFromWire(f),
         E.chain((family) =>
@@ -159,6 +164,17 @@ export const decodeNameserver = (line: string): E.Either<string, Nameserver> =>
             ? E.right({ family, ip })
             : E.left(`bad IPv${family} nameserver ${JSON.stringify(ip)}`),
         ),
+        E.chain((ns): E.Either<string, Nameserver> => {
+          if (viaIp === undefined || viaPort === undefined) return E.right(ns);
+          return pipe(
+            int('port', 1, 65535)(viaPort),
+            E.map((p) => ({ ...ns, via: { ip: viaIp, port: p } })),
+            E.chain((full) => {
+              const problem = viaProblem(full);
+              return problem === null ? E.right(full) : E.left(`nameserver ${ip}: ${problem}`);
+            }),
+          );
+        }),
       ),
     ),
   );

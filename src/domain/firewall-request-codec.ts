@@ -10,7 +10,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { pipe } from 'fp-ts/lib/function.js';
 import * as t from 'io-ts';
 import { PathReporter } from 'io-ts/lib/PathReporter.js';
-import { type FirewallRequest, isIpLiteral, subnetProblem } from './firewall-plan.js';
+import { type FirewallRequest, isIpLiteral, subnetProblem, viaProblem } from './firewall-plan.js';
 
 const int = (name: string, min: number, max: number) =>
   t.refinement(t.number, (n) => Number.isInteger(n) && n >= min && n <= max, name);
@@ -34,8 +34,11 @@ const SubnetRuleC = t.refinement(
 );
 
 const NameserverC = t.refinement(
-  t.type({ family: FamilyC, ip: t.string }),
-  (n) => isIpLiteral(n.family, n.ip, true),
+  t.intersection([
+    t.type({ family: FamilyC, ip: t.string }),
+    t.partial({ via: t.type({ ip: t.string, port: PortC }) }),
+  ]),
+  (n) => isIpLiteral(n.family, n.ip, true) && viaProblem(n) === null,
   'Nameserver',
 );
 

@@ -8,6 +8,7 @@
 import { captureRules, redirectPorts } from './capture.js';
 import type { Command, ListenAddr } from './commands.js';
 import { isTproxyMethod } from './config.js';
+import { isScopedListener, withDnsTargets } from './dns-capture.js';
 import { fitUdpAnswer, servfailFor, udpAnswerLimit } from './dns-message.js';
 import type { Event, EventOf, Side } from './events.js';
 import { EXIT_FATAL } from './exit-codes.js';
@@ -181,7 +182,7 @@ const maybeInstall = (s: SessionState): Step => {
       {
         kind: 'fw.setup',
         rules,
-        nameservers: s.nameservers,
+        nameservers: withDnsTargets(s.nameservers, s.dnsListeners),
         ports: redirectPorts(s.listeners, s.dnsListeners),
       },
       {
@@ -515,17 +516,22 @@ export const reduceSession = (s0: SessionState, e: Event): Step => {
         },
         [{ kind: 'fw.start' }],
       ];
-    case 'fw.ready':
+    case 'fw.ready': {
+      // tproxy diverts DNS by routing, to the family's listener: no link-local ones.
+      const dns = isTproxyMethod(e.method)
+        ? s.requestedDns.filter((l) => !isScopedListener(l))
+        : s.requestedDns;
       return [
-        { ...s, phase: 'connecting', method: e.method },
+        { ...s, phase: 'connecting', method: e.method, requestedDns: dns },
         [
           { kind: 'log', level: 'debug', msg: `firewall helper ready, method ${e.method}` },
           isTproxyMethod(e.method)
-            ? { kind: 'listen', addrs: s.requestedListen, dns: s.requestedDns, tproxy: true }
-            : { kind: 'listen', addrs: s.requestedListen, dns: s.requestedDns },
+            ? { kind: 'listen', addrs: s.requestedListen, dns, tproxy: true }
+            : { kind: 'listen', addrs: s.requestedListen, dns },
           { kind: 'ssh.connect' },
         ],
       ];
+    }
     case 'listen.up':
       return maybeInstall({
         ...s,

@@ -9,6 +9,7 @@ import { networkInterfaces } from 'node:os';
 import { isLeft, right } from 'fp-ts/lib/Either.js';
 import { type Observable, Subject } from 'rxjs';
 import type { Command, ListenAddr } from '../domain/commands.js';
+import { dnsSourceAllowed } from '../domain/dns-capture.js';
 import { summarizeDns } from '../domain/dns-message.js';
 import type { Event } from '../domain/events.js';
 import { originalDestination } from './original-dst.js';
@@ -51,7 +52,10 @@ const bindTcp = (addr: ListenAddr, onConnection: (socket: net.Socket, port: numb
   );
 
 /** Binds a UDP socket for captured DNS requests on `addr`. */
-const bindDns = (addr: ListenAddr, onMessage: (msg: Buffer, from: dgram.RemoteInfo) => void) =>
+const bindDns = (
+  addr: ListenAddr,
+  onMessage: (msg: Buffer, from: dgram.RemoteInfo, socket: dgram.Socket) => void,
+) =>
   bindSearching<dgram.Socket>(
     addr,
     'dns',
@@ -67,7 +71,7 @@ const bindDns = (addr: ListenAddr, onMessage: (msg: Buffer, from: dgram.RemoteIn
         socket.bind({ address: addr.ip, port, exclusive: true }, () => {
           socket.removeAllListeners('error');
           socket.on('error', () => {});
-          socket.on('message', onMessage);
+          socket.on('message', (msg, from) => onMessage(msg, from, socket));
           resolve({ handle: socket });
         });
       }),
@@ -125,24 +129,41 @@ export const makeListenerDriver = (now: () => number, streams: StreamsDriver): L
       });
     };
 
-  const dnsSockets = new Map<4 | 6, dgram.Socket>();
+  const dnsSockets: dgram.Socket[] = [];
+  /**
+   * Which socket each DNS request came in on, so the answer leaves from it: a
+   * family may have two (loopback and a link-local DNAT target), and the
+   * answer must come from the address the request was DNATed to.
+   */
+  const dnsVia = new Map<number, dgram.Socket>();
   /** tproxy: where each DNS request was going, so the answer comes from there. */
   const dnsDst = new Map<number, { family: 4 | 6; ip: string; port: number }>();
   let nextDnsId = 1;
-  const onDns = (family: 4 | 6) => (msg: Buffer, from: { address: string; port: number }) => {
-    const q = summarizeDns(msg);
-    events.next({
-      kind: 'dns.query',
-      t: now(),
-      id: nextDnsId++,
-      family,
-      src: { ip: from.address, port: from.port },
-      name: q._tag === 'Right' && !q.right.response ? q.right.name : null,
-      qtype: q._tag === 'Right' ? q.right.type : 0,
-      size: msg.length,
-      chunk: msg,
-    });
-  };
+  const onDns =
+    (family: 4 | 6, listenIp?: string) =>
+    (msg: Buffer, from: { address: string; port: number }, socket?: dgram.Socket) => {
+      // A neighbour on the link must not get answers through our tunnel: dropped unseen.
+      if (listenIp !== undefined && !dnsSourceAllowed(listenIp, from.address, localAddresses))
+        return;
+      const q = summarizeDns(msg);
+      const id = nextDnsId++;
+      if (socket !== undefined) {
+        dnsVia.set(id, socket);
+        // Unanswered requests (timeouts) must not pile up: forget the oldest.
+        if (dnsVia.size > MAX_DNS_PENDING) dnsVia.delete(dnsVia.keys().next().value ?? 0);
+      }
+      events.next({
+        kind: 'dns.query',
+        t: now(),
+        id,
+        family,
+        src: { ip: from.address, port: from.port },
+        name: q._tag === 'Right' && !q.right.response ? q.right.name : null,
+        qtype: q._tag === 'Right' ? q.right.type : 0,
+        size: msg.length,
+        chunk: msg,
+      });
+    };
 
   const onDatagram =
     (family: 4 | 6) =>
@@ -225,7 +246,9 @@ export const makeListenerDriver = (now: () => number, streams: StreamsDriver): L
   const dnsReply = (c: Extract<Command, { kind: 'dns.reply' }>): void => {
     const from = dnsDst.get(c.id);
     if (from === undefined) {
-      dnsSockets.get(c.family)?.send(c.chunk, c.dst.port, c.dst.ip);
+      const socket = dnsVia.get(c.id);
+      dnsVia.delete(c.id);
+      socket?.send(c.chunk, c.dst.port, c.dst.ip);
       return;
     }
     dnsDst.delete(c.id);
@@ -245,8 +268,8 @@ export const makeListenerDriver = (now: () => number, streams: StreamsDriver): L
     )) &&
       (await bindEach(
         c.dns,
-        (a) => bindDns(a, onDns(a.family)),
-        (h, a) => dnsSockets.set(a.family, h),
+        (a) => bindDns(a, onDns(a.family, a.ip)),
+        (h) => dnsSockets.push(h),
         'dns.listening',
       ));
   };
@@ -264,7 +287,7 @@ export const makeListenerDriver = (now: () => number, streams: StreamsDriver): L
     },
     closeAll: () => {
       for (const s of servers) s.close();
-      for (const s of dnsSockets.values()) s.close();
+      for (const s of dnsSockets) s.close();
       for (const w of watches) w.close();
       watches.length = 0;
       if (ticker !== null) clearInterval(ticker);

@@ -1,6 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { dnsCapture, dnsListenAddresses } from '../../src/domain/dns-capture.js';
+import {
+  dnsCapture,
+  dnsListenAddresses,
+  dnsSourceAllowed,
+  withDnsTargets,
+} from '../../src/domain/dns-capture.js';
 import {
   fitUdpAnswer,
   frameTcp,
@@ -12,7 +17,7 @@ import type { Event } from '../../src/domain/events.js';
 import { parseResolvConf } from '../../src/domain/resolv-conf.js';
 import { initialSession, reduceSession } from '../../src/domain/session.js';
 import { dnsQuery } from './fixtures/dns-query.js';
-import { startupEvents } from './fixtures/session-events.js';
+import { foldSession, startupEvents, TARGET_NET_RULE } from './fixtures/session-events.js';
 
 const query = dnsQuery;
 
@@ -147,16 +152,126 @@ describe('resolv.conf and what --dns captures', () => {
       nsHosts: ['198.51.100.53'],
       disableIpv6: true,
       resolvConfs: ['nameserver 127.0.0.53\nnameserver 2001:db8::53\n', 'nameserver 192.0.2.1\n'],
+      linkLocals: [],
     });
     expect(c.nameservers.map((n) => n.ip)).toEqual(['127.0.0.53', '192.0.2.1', '198.51.100.53']);
     expect(c.warnings).toEqual(['--disable-ipv6: not capturing DNS to 2001:db8::53']);
     expect(
-      dnsCapture({ dns: false, nsHosts: ['192.0.2.9'], disableIpv6: false, resolvConfs: [] })
-        .nameservers,
+      dnsCapture({
+        dns: false,
+        nsHosts: ['192.0.2.9'],
+        disableIpv6: false,
+        resolvConfs: [],
+        linkLocals: [],
+      }).nameservers,
     ).toEqual([{ family: 4, ip: '192.0.2.9' }]);
     expect(
-      dnsListenAddresses(c.nameservers, [{ family: 4, ip: '127.0.0.1', port: 12300 }]),
+      dnsListenAddresses(c.nameservers, [{ family: 4, ip: '127.0.0.1', port: 12300 }], []),
     ).toEqual([{ family: 4, ip: '127.0.0.1', port: 0 }]);
+  });
+});
+
+describe('scoped link-local nameservers (issue 5)', () => {
+  const linkLocals = [
+    { ifname: 'lo0', index: 1, ip: 'fe80::1' },
+    { ifname: 'eth0', index: 2, ip: 'fe80::a8bb:ccff:fedd:eeff' },
+  ];
+  const capture = (resolv: string) =>
+    dnsCapture({ dns: true, nsHosts: [], disableIpv6: false, resolvConfs: [resolv], linkLocals });
+
+  it('keeps the scope as the interface name (an index too), drops one without a link-local address', () => {
+    const c = capture(
+      'nameserver fe80::53%eth0\nnameserver fe80::54%2\nnameserver fe80::55%wlan9\n',
+    );
+    expect(c.nameservers).toEqual([
+      { family: 6, ip: 'fe80::53%eth0' },
+      { family: 6, ip: 'fe80::54%eth0' },
+    ]);
+    expect(c.warnings).toEqual([
+      'not capturing DNS to fe80::55%wlan9: wlan9 has no IPv6 link-local address',
+    ]);
+  });
+
+  it('gets a DNS listener on our link-local address of that interface, once per interface', () => {
+    const c = capture('nameserver fe80::53%eth0\nnameserver fe80::54%2\nnameserver 2001:db8::53\n');
+    expect(dnsListenAddresses(c.nameservers, [], linkLocals)).toEqual([
+      { family: 6, ip: '::1', port: 0 },
+      { family: 6, ip: 'fe80::a8bb:ccff:fedd:eeff%eth0', port: 0 },
+    ]);
+  });
+
+  it('goes to the firewall with the bound listener as its DNAT target', () => {
+    const listeners = [
+      { family: 6 as const, ip: '::1', port: 12299 },
+      { family: 6 as const, ip: 'fe80::a8bb:ccff:fedd:eeff%eth0', port: 12298 },
+    ];
+    expect(
+      withDnsTargets(
+        [
+          { family: 6, ip: 'fe80::53%eth0' },
+          { family: 6, ip: '2001:db8::53' },
+        ],
+        listeners,
+      ),
+    ).toEqual([
+      { family: 6, ip: 'fe80::53%eth0', via: { ip: 'fe80::a8bb:ccff:fedd:eeff', port: 12298 } },
+      { family: 6, ip: '2001:db8::53' },
+    ]);
+  });
+
+  it('answers on a link-local listener only queries from our own addresses', () => {
+    const own = () => new Set(['fe80::a8bb:ccff:fedd:eeff', '::1']);
+    const ll = 'fe80::a8bb:ccff:fedd:eeff%eth0';
+    expect(dnsSourceAllowed(ll, 'fe80::a8bb:ccff:fedd:eeff%eth0', own)).toBe(true);
+    expect(dnsSourceAllowed(ll, 'fe80::b8b7:72ff:fefa:2eb1%eth0', own)).toBe(false);
+    // Loopback listeners are not asked (nothing else reaches them; router mode wants the LAN).
+    const never = () => {
+      throw new Error('not asked');
+    };
+    expect(dnsSourceAllowed('::1', 'fe80::9%eth0', never)).toBe(true);
+  });
+
+  it('the session installs the DNAT target; the family port stays the loopback listener', () => {
+    const base = startupEvents(TARGET_NET_RULE);
+    const events: Event[] = [
+      {
+        ...(base[0] as Extract<Event, { kind: 'start' }>),
+        nameservers: [{ family: 6, ip: 'fe80::53%eth0' }],
+        dnsListen: [
+          { family: 6, ip: '::1', port: 0 },
+          { family: 6, ip: 'fe80::1%eth0', port: 0 },
+        ],
+      },
+      base[1] as Event,
+      base[2] as Event,
+      { kind: 'dns.listening', t: 2, family: 6, ip: '::1', port: 12299 },
+      { kind: 'dns.listening', t: 2, family: 6, ip: 'fe80::1%eth0', port: 12300 },
+      base[3] as Event,
+    ];
+    const { last } = foldSession(events);
+    expect(last[0]).toMatchObject({
+      kind: 'fw.setup',
+      nameservers: [{ family: 6, ip: 'fe80::53%eth0', via: { ip: 'fe80::1', port: 12300 } }],
+      ports: { dns6: 12299 },
+    });
+  });
+
+  it('with tproxy no link-local listener is bound (its rules divert by routing)', () => {
+    const base = startupEvents(TARGET_NET_RULE);
+    const { commands } = foldSession([
+      {
+        ...(base[0] as Extract<Event, { kind: 'start' }>),
+        nameservers: [{ family: 6, ip: 'fe80::53%eth0' }],
+        dnsListen: [
+          { family: 6, ip: '::1', port: 0 },
+          { family: 6, ip: 'fe80::1%eth0', port: 0 },
+        ],
+      },
+      { kind: 'fw.ready', t: 1, method: 'tproxy' },
+    ]);
+    expect(commands[1]).toContainEqual(
+      expect.objectContaining({ kind: 'listen', dns: [{ family: 6, ip: '::1', port: 0 }] }),
+    );
   });
 });
 

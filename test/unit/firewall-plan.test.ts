@@ -437,6 +437,117 @@ describe('nameserver scope (upstream #736)', () => {
   });
 });
 
+describe('scoped link-local nameserver with a DNAT target (issue 5)', () => {
+  // The resolver's socket is bound to eth0, so a redirect to ::1 leaves on eth0;
+  // a DNAT to our own link-local address on eth0 stays local and answers.
+  const via = { ip: 'fe80::a8bb:ccff:fedd:eeff', port: 12299 };
+  const req = request({
+    subnets: [rule(6, '2001:db8:2::', 64, false)],
+    nameservers: [
+      { family: 6, ip: '2001:db8::53' },
+      { family: 6, ip: 'fe80::53%eth0', via },
+    ],
+    ports: { tcp4: 0, tcp6: 1024, dns4: 0, dns6: 1026 },
+  });
+
+  /** The DNS rules of a plan, each as one line. */
+  const dnsRules = (method: FirewallMethod) =>
+    argvs(planSetup(method, 6, req))
+      .filter((a) => a.includes('53'))
+      .map((a) => a.join(' '));
+
+  it('nft: DNAT on that output interface, the others redirected as before', () => {
+    const T = 'sshuttle-ipv6-1024';
+    expect(dnsRules('nft')).toEqual([
+      `nft add rule inet ${T} ${T} ip6 daddr 2001:db8::53 udp dport 53 redirect to :1026`,
+      `nft add rule inet ${T} ${T} ip6 daddr fe80::53 oifname "eth0" udp dport 53 dnat ip6 to [fe80::a8bb:ccff:fedd:eeff]:12299`,
+    ]);
+  });
+
+  it('nat: DNAT on that output interface, the others redirected as before', () => {
+    const C = 'ip6tables -w -t nat -A sshuttle-1024';
+    expect(dnsRules('nat')).toEqual([
+      `${C} -j REDIRECT --dest 2001:db8::53 -p udp --dport 53 --to-ports 1026`,
+      `${C} -j DNAT --dest fe80::53 -o eth0 -p udp --dport 53 --to-destination [fe80::a8bb:ccff:fedd:eeff]:12299`,
+    ]);
+  });
+
+  it('restores exactly as without it (the rules live in our table / chain)', () => {
+    const plain = { ...req, nameservers: [req.nameservers[0] ?? { family: 6, ip: '' }] };
+    for (const method of ['nft', 'nat'] as const)
+      expect(planRestore(method, 6, req)).toEqual(planRestore(method, 6, plain));
+  });
+
+  it.each([
+    ['an unscoped server', { family: 6 as const, ip: 'fe80::53', via }],
+    ['a global server', { family: 6 as const, ip: '2001:db8::53%eth0', via }],
+    ['an IPv4 server', { family: 4 as const, ip: '192.0.2.53', via }],
+    [
+      'a global target',
+      { family: 6 as const, ip: 'fe80::53%eth0', via: { ...via, ip: '2001:db8::1' } },
+    ],
+    [
+      'a scoped target',
+      { family: 6 as const, ip: 'fe80::53%eth0', via: { ...via, ip: 'fe80::1%eth0' } },
+    ],
+    ['port 0', { family: 6 as const, ip: 'fe80::53%eth0', via: { ...via, port: 0 } }],
+  ])('checkRequest refuses a DNAT target for %s', (_what, ns) => {
+    const bad = {
+      ...req,
+      ports: { tcp4: 0, tcp6: 1024, dns4: 1027, dns6: 1026 },
+      nameservers: [ns],
+    };
+    expect(isLeft(checkRequest('nft', bad))).toBe(true);
+    expect(isRight(checkRequest('nft', req))).toBe(true);
+  });
+
+  it('checkRequest refuses a DNAT target with tproxy (it routes, it does not DNAT)', () => {
+    expect(isLeft(checkRequest('tproxy', req))).toBe(true);
+  });
+
+  it('property: each nameserver gets exactly one DNS rule; scoped ones DNAT via their interface', () => {
+    const hex = fc.integer({ min: 1, max: 0xffff }).map((n) => n.toString(16));
+    const scoped = fc
+      .record({
+        host: hex,
+        iface: fc.stringMatching(/^[a-z][a-z0-9]{0,7}$/),
+        low: hex,
+        port: fc.integer({ min: 1, max: 65535 }),
+      })
+      .map(({ host, iface, low, port }) => ({
+        family: 6 as const,
+        ip: `fe80::${host}%${iface}`,
+        via: { ip: `fe80::1:${low}`, port },
+      }));
+    const plain = hex.map((h) => ({ family: 6 as const, ip: `2001:db8::${h}` }));
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(scoped, plain), { minLength: 1, maxLength: 6 }),
+        fc.constantFrom('nft' as const, 'nat' as const),
+        (nameservers, method) => {
+          const r = { ...req, nameservers };
+          expect(isRight(checkRequest(method, r))).toBe(true);
+          const dns = argvs(planSetup(method, 6, r)).filter((a) => a.includes('53'));
+          expect(dns).toHaveLength(nameservers.length);
+          for (const ns of nameservers) {
+            const bare = ns.ip.replace(/%.*$/, '');
+            const mine = dns.filter((a) => a.includes(bare));
+            expect(mine.length).toBeGreaterThan(0);
+            if ('via' in ns) {
+              const iface = ns.ip.slice(ns.ip.indexOf('%') + 1);
+              const target = `[${ns.via.ip}]:${ns.via.port}`;
+              expect(mine.some((a) => a.includes(target) && a.some((w) => w.includes(iface)))).toBe(
+                true,
+              );
+            }
+            for (const a of mine) expect(a.some((w) => w.includes('%'))).toBe(false);
+          }
+        },
+      ),
+    );
+  });
+});
+
 describe('familiesToSetup', () => {
   it('is IPv6 then IPv4, only families with subnets or nameservers', () => {
     expect(familiesToSetup(upstreamV4)).toEqual([4]);

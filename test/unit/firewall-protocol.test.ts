@@ -12,6 +12,7 @@ import {
   decodeRoute,
   encodeGo,
   encodeHost,
+  encodeNameserver,
   encodeReady,
   encodeRequest,
   encodeRoute,
@@ -56,6 +57,17 @@ const arbRequest: fc.Arbitrary<FirewallRequest> = fc.record({
       fc.ipV4().map((ip) => ({ family: 4 as const, ip })),
       fc.ipV6().map((ip) => ({ family: 6 as const, ip })),
       fc.constant({ family: 6 as const, ip: 'fe80::1%eth0' }),
+      // A scoped link-local server with its DNAT target (our own extension of NSLIST).
+      fc
+        .record({
+          port: fc.integer({ min: 1, max: 65535 }),
+          low: fc.integer({ min: 0, max: 0xffff }),
+        })
+        .map(({ port, low }) => ({
+          family: 6 as const,
+          ip: 'fe80::53%eth0',
+          via: { ip: `fe80::${low.toString(16)}`, port },
+        })),
     ),
     { maxLength: 4 },
   ),
@@ -174,8 +186,23 @@ describe('field validation', () => {
     '10,fe80::1%eth0;x',
     '10,fe80::1%',
     '2,',
+    '10,fe80::53%eth0,fe80::1', // a DNAT target needs its port
+    '10,fe80::53%eth0,fe80::1,0',
+    '10,fe80::53%eth0,fe80::1,65536',
+    '10,fe80::53,fe80::1,53', // only for a scoped server
+    '10,2001:db8::53%eth0,fe80::1,53', // only for a link-local server
+    '10,fe80::53%eth0,2001:db8::1,53', // to a link-local address
+    '10,fe80::53%eth0,fe80::1%eth0,53', // given without scope
+    '2,192.0.2.1,fe80::1,53',
   ])('rejects nameserver %j', (line) => {
     expect(isLeft(decodeNameserver(line))).toBe(true);
+  });
+
+  it('carries a scoped link-local server with its DNAT target; the upstream form still decodes', () => {
+    const ns = { family: 6 as const, ip: 'fe80::53%eth0', via: { ip: 'fe80::1', port: 12300 } };
+    expect(encodeNameserver(ns)).toBe('10,fe80::53%eth0,fe80::1,12300');
+    expect(decodeNameserver('10,fe80::53%eth0,fe80::1,12300')).toEqual(right(ns));
+    expect(decodeNameserver('10,fe80::53%eth0')).toEqual(right({ family: 6, ip: 'fe80::53%eth0' }));
   });
 
   it.each([
