@@ -10,13 +10,13 @@ import type { Command } from '../domain/commands.js';
 import { summarizeDns } from '../domain/dns-message.js';
 import type { Event } from '../domain/events.js';
 import { sshFailedEvent } from '../domain/fatal.js';
-import { type HostName, parseHostsText } from '../domain/hosts-file.js';
-import { addressesSeen } from '../domain/hostwatch.js';
 import type { Endpoint } from '../domain/ports.js';
 import { parseResolvConf } from '../domain/resolv-conf.js';
 import { autoNets, parseIpRoute, parseNetstat } from '../domain/routes.js';
 import type { SubnetRule } from '../domain/subnet.js';
 import { type DnsForwarder, makeDnsForwarder } from './dns-forwarder.js';
+import { startHostwatchDriver } from './hostwatch-driver.js';
+import { type RemoteRun, remoteHostJob } from './remote-names.js';
 import { execCommand } from './ssh/exec.js';
 import type { StreamsDriver } from './streams-driver.js';
 
@@ -99,44 +99,6 @@ const remoteRoutes = async (link: SshLink): Promise<Either<string, SubnetRule[]>
   return right(autoNets(found, link.allServerAddresses));
 };
 
-/** How often -H looks at the server's names again. */
-const HOSTS_REFRESH_MS = 60_000;
-
-/** At most this many addresses the server sees are looked up in reverse per refresh. */
-const MAX_REVERSE = 64;
-
-/**
- * Names for -H and --seed-hosts, with read-only commands, in two rounds:
- * first the server's /etc/hosts (with -H) and its resolver's answers for the
- * seeds; then (with -H, as hostwatch) reverse look-ups of the addresses it
- * sees, its neighbours and gateways, which may be slow.
- */
-const remoteHosts = async (
-  link: SshLink,
-  all: boolean,
-  seeds: readonly string[],
-  learned: (entries: HostName[]) => void,
-): Promise<void> => {
-  const run = async (cmd: string): Promise<string> => {
-    const r = await execCommand(link.client, cmd, { timeoutMs: 15_000 });
-    return isLeft(r) ? '' : r.right.stdout.toString('utf8');
-  };
-  const quoted = seeds.filter((h) => /^[-A-Za-z0-9_.:]+$/.test(h));
-  const texts = [
-    all ? await run('cat /etc/hosts') : '',
-    quoted.length > 0 ? await run(`getent hosts ${quoted.join(' ')}`) : '',
-  ];
-  learned(texts.flatMap(parseHostsText));
-  if (!all) return;
-  const seen = addressesSeen(
-    await run('ip neigh show || cat /proc/net/arp'),
-    await run('ip route show; ip -6 route show'),
-    MAX_REVERSE,
-  );
-  // Validated IP literals only: nothing in them for a shell to interpret.
-  if (seen.length > 0) learned(parseHostsText(await run(`getent hosts ${seen.join(' ')}`)));
-};
-
 export const makeDirectTransport = (
   now: () => number,
   streams: StreamsDriver,
@@ -204,14 +166,26 @@ export const makeDirectTransport = (
       events.next({ kind: 'routes', t: now(), routes: routes.right });
     }
     if (opts.autoHosts || opts.seedHosts.length > 0) {
-      const learn = (l: SshLink): Promise<void> =>
-        remoteHosts(l, opts.autoHosts, opts.seedHosts, (entries) => {
-          if (!closing && entries.length > 0) events.next({ kind: 'hosts', t: now(), entries });
+      const current = link;
+      const run: RemoteRun = async (cmd) => {
+        const r = await execCommand(current.client, cmd, { timeoutMs: 15_000 });
+        return isLeft(r) ? '' : r.right.stdout.toString('utf8');
+      };
+      void (async () => {
+        const hostname = opts.autoHosts ? (await run('hostname')).trim() : '';
+        if (closing || link !== current) return;
+        const watch = startHostwatchDriver({
+          seeds: opts.seedHosts,
+          autoHosts: opts.autoHosts,
+          hostname: hostname === '' ? null : hostname,
+          runJob: remoteHostJob(run),
+          emit: (entries) => {
+            if (!closing) events.next({ kind: 'hosts', t: now(), entries: [...entries] });
+          },
+          now,
         });
-      void learn(link);
-      const again = setInterval(() => link !== null && void learn(link), HOSTS_REFRESH_MS);
-      again.unref();
-      void link.closed.then(() => clearInterval(again));
+        void current.closed.then(() => watch.stop());
+      })();
     }
     const current = link;
     void current.closed.then(({ reason }) => {

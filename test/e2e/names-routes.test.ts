@@ -164,14 +164,19 @@ describeLab('DNS and auto-nets through the direct transport', (lab: LabHandle) =
     );
   });
 
-  it('-H looks up in reverse the addresses the server sees (its neighbours), over both transports', async () => {
-    // A name only reverse DNS knows: a resolver in the server namespace with one
-    // PTR record, for the client's address (which is in the server's neighbour
-    // table because of the ssh connection). The server's resolv.conf is
-    // rewritten in place (it is bind-mounted into sshd's namespace) and restored.
+  /**
+   * Runs `body` while the server resolves with a dnsmasq of its own that
+   * knows only `records` (dnsmasq options). The server's resolv.conf is
+   * rewritten in place (it is bind-mounted into sshd's namespace) and restored.
+   */
+  const withServerResolver = async (
+    records: readonly string[],
+    ready: () => Promise<boolean>,
+    body: () => Promise<void>,
+  ): Promise<void> => {
     const resolv = `/etc/netns/${lab.env.serverNs}/resolv.conf`;
     const saved = readFileSync(resolv, 'utf8');
-    const ptr = spawnInNs(lab.env.serverNs, [
+    const resolver = spawnInNs(lab.env.serverNs, [
       'dnsmasq',
       '--no-resolv',
       '--no-hosts',
@@ -179,35 +184,71 @@ describeLab('DNS and auto-nets through the direct transport', (lab: LabHandle) =
       '--port=53',
       '--listen-address=127.0.0.53',
       '--bind-interfaces',
-      `--ptr-record=${lab.env.clientIp.split('.').reverse().join('.')}.in-addr.arpa,client.rev.test`,
+      ...records,
     ]);
     try {
       writeFileSync(resolv, 'nameserver 127.0.0.53\n');
-      await waitFor('the PTR resolver answers', async () => {
-        const r = await lab.inServer(['getent', 'hosts', lab.env.clientIp]);
-        return r.stdout.includes('client.rev.test') || undefined;
-      });
-      for (const transport of ['direct', 'helper']) {
-        const before = await clientHosts();
-        await start(['--transport', transport, '-H', lab.env.targetNet]);
-        await waitFor(
-          `client.rev.test in /etc/hosts (${transport})`,
-          async () =>
-            /198\.51\.100\.2 client\.rev\.test .*AUTOCREATED/.test(await clientHosts()) ||
-            undefined,
-          30_000,
-        );
-        for (const child of running) {
-          process.kill(child.pid ?? 0, 'SIGTERM');
-          await exitOf(child);
-        }
-        running.clear();
-        expect(await clientHosts()).toBe(before);
-      }
+      await waitFor('the server resolver answers', async () => (await ready()) || undefined);
+      await body();
     } finally {
       writeFileSync(resolv, saved);
-      ptr.kill();
+      resolver.kill();
     }
+  };
+
+  /** Starts a tunnel with `args` over each transport, waits for `line` in /etc/hosts, stops it. */
+  const namesOverBothTransports = async (args: readonly string[], line: RegExp) => {
+    for (const transport of ['direct', 'helper']) {
+      const before = await clientHosts();
+      await start(['--transport', transport, ...args]);
+      await waitFor(
+        `${line} in /etc/hosts (${transport})`,
+        async () => line.test(await clientHosts()) || undefined,
+        30_000,
+      );
+      for (const child of running) {
+        process.kill(child.pid ?? 0, 'SIGTERM');
+        await exitOf(child);
+      }
+      running.clear();
+      expect(await clientHosts()).toBe(before);
+    }
+  };
+
+  it('-H looks up in reverse the addresses the server sees (its neighbours), over both transports', async () => {
+    // A name only reverse DNS knows: one PTR record, for the client's address
+    // (which is in the server's neighbour table because of the ssh connection).
+    const ptr = `${lab.env.clientIp.split('.').reverse().join('.')}.in-addr.arpa`;
+    await withServerResolver(
+      [`--ptr-record=${ptr},client.rev.test`],
+      async () =>
+        (await lab.inServer(['getent', 'hosts', lab.env.clientIp])).stdout.includes(
+          'client.rev.test',
+        ),
+      () =>
+        namesOverBothTransports(
+          ['-H', lab.env.targetNet],
+          /198\.51\.100\.2 client\.rev\.test .*AUTOCREATED/,
+        ),
+    );
+  });
+
+  it('--seed-hosts crawls on: the address a seed resolves to is looked up in reverse, over both transports', async () => {
+    // alias.crawl.test -> 203.0.113.9, whose PTR is another name: only a
+    // discovery that follows what it found learns deep.crawl.test.
+    await withServerResolver(
+      [
+        '--address=/alias.crawl.test/203.0.113.9',
+        '--ptr-record=9.113.0.203.in-addr.arpa,deep.crawl.test',
+      ],
+      async () =>
+        (await lab.inServer(['getent', 'hosts', '203.0.113.9'])).stdout.includes('deep.crawl.test'),
+      () =>
+        namesOverBothTransports(
+          ['--seed-hosts', 'alias.crawl.test', lab.env.targetNet],
+          /203\.0\.113\.9 deep\.crawl\.test .*AUTOCREATED/,
+        ),
+    );
   });
 
   it("flushes systemd-resolved's cache when DNS capture starts and stops", async () => {

@@ -1,7 +1,7 @@
 /**
  * The server side of -N and -H in the remote helper: the routing table for
- * ROUTES, and hostwatch (domain/hostwatch.ts) driven with the server's files,
- * `ip` and its resolver, streaming what it finds as HOST_LIST entries.
+ * ROUTES, and hostwatch jobs run with the server's files, `ip` and its
+ * resolver, streaming what it finds as HOST_LIST entries.
  * Read-only: nothing here changes the server.
  */
 import { execFile } from 'node:child_process';
@@ -13,16 +13,17 @@ import { parseHostsText } from '../../domain/hosts-file.js';
 import {
   addressesSeen,
   type HostJob,
-  type HostwatchCommand,
-  type HostwatchEvent,
   type HostwatchLimits,
-  type HostwatchState,
   hostListChunks,
-  reduceHostwatch,
-  startHostwatch,
 } from '../../domain/hostwatch.js';
 import { autoNets, parseIpRoute, parseNetstat } from '../../domain/routes.js';
 import type { SubnetRule } from '../../domain/subnet.js';
+import {
+  type Hostwatch,
+  type JobResult,
+  NOTHING_FOUND,
+  startHostwatchDriver,
+} from '../hostwatch-driver.js';
 
 type Log = (level: 'warn' | 'debug', msg: string) => void;
 
@@ -52,29 +53,7 @@ export const serverRoutes = async (log: Log): Promise<SubnetRule[]> => {
   return autoNets(parseNetstat(netstat), []);
 };
 
-const withTimeout = <T>(p: Promise<T>, ms: number, fallback: T): Promise<T> =>
-  new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(fallback), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      () => {
-        clearTimeout(timer);
-        resolve(fallback);
-      },
-    );
-  });
-
-interface JobResult {
-  readonly found: HostName[];
-  readonly seen: string[];
-}
-
-const NOTHING: JobResult = { found: [], seen: [] };
-
-/** Carries out one hostwatch job. Never rejects. */
+/** Carries out one hostwatch job on this machine. Never rejects. */
 const runJob = async (job: HostJob): Promise<JobResult> => {
   switch (job.op) {
     case 'hosts': {
@@ -94,19 +73,15 @@ const runJob = async (job: HostJob): Promise<JobResult> => {
     case 'reverse': {
       const r = await lookupService(job.ip, 0);
       return r.hostname === job.ip || r.hostname === ''
-        ? NOTHING
+        ? NOTHING_FOUND
         : { found: [{ name: r.hostname, ip: job.ip }], seen: [] };
     }
   }
 };
 
-export interface Hostwatch {
-  readonly stop: () => void;
-}
-
 /**
- * Starts hostwatch for one HOST_REQ: runs its jobs (ticking every second)
- * and hands every batch of new names to `emit`, cut to HOST_LIST size.
+ * Starts hostwatch for one HOST_REQ, its jobs run here on the server, and
+ * hands every batch of new names to `emit`, cut to HOST_LIST size.
  */
 export const startServerHostwatch = (opts: {
   readonly seeds: readonly string[];
@@ -116,41 +91,16 @@ export const startServerHostwatch = (opts: {
   readonly log: Log;
   readonly limits?: HostwatchLimits;
   readonly tickMs?: number;
-  /** A job that takes longer counts as finished with nothing (ms). */
   readonly jobTimeoutMs?: number;
-}): Hostwatch => {
-  let state: HostwatchState = startHostwatch({
-    seeds: opts.seeds,
-    autoHosts: opts.autoHosts,
+}): Hostwatch =>
+  startHostwatchDriver({
+    ...opts,
     hostname: opts.autoHosts ? hostname() : null,
-    ...(opts.limits === undefined ? {} : { limits: opts.limits }),
-  });
-  let stopped = false;
-  const dispatch = (e: HostwatchEvent): void => {
-    if (stopped) return;
-    const [next, cmds] = reduceHostwatch(state, e);
-    state = next;
-    for (const c of cmds) execute(c);
-  };
-  const execute = (c: HostwatchCommand): void => {
-    if (c.kind === 'emit') {
-      opts.log('debug', `hostwatch: ${c.entries.map((h) => `${h.name}=${h.ip}`).join(' ')}`);
-      for (const chunk of hostListChunks(c.entries, 60_000)) opts.emit(chunk);
-      return;
-    }
-    void withTimeout(
-      runJob(c.job).catch(() => NOTHING),
-      opts.jobTimeoutMs ?? 15_000,
-      NOTHING,
-    ).then((r) => dispatch({ kind: 'done', key: c.key, found: r.found, seen: r.seen }));
-  };
-  dispatch({ kind: 'tick', t: opts.now() });
-  const timer = setInterval(() => dispatch({ kind: 'tick', t: opts.now() }), opts.tickMs ?? 1000);
-  timer.unref();
-  return {
-    stop: () => {
-      stopped = true;
-      clearInterval(timer);
+    runJob,
+    emit: (entries) => {
+      opts.log('debug', `hostwatch: ${entries.map((h) => `${h.name}=${h.ip}`).join(' ')}`);
+      for (const chunk of hostListChunks(entries, 60_000)) opts.emit(chunk);
     },
-  };
-};
+  });
+
+export type { Hostwatch };
