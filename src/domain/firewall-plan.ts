@@ -243,7 +243,11 @@ export const familyInput = (family: Family, req: FirewallRequest): FamilyPlanInp
   const mine = req.nameservers.filter((n) => n.family === family);
   return {
     family,
-    port: family === 4 ? req.ports.tcp4 : req.ports.tcp6,
+    // A family with nameservers and no subnets has no TCP port: its tables and
+    // chains are named after its DNS port, so two such clients never share a name.
+    port:
+      (family === 4 ? req.ports.tcp4 : req.ports.tcp6) ||
+      (family === 4 ? req.ports.dns4 : req.ports.dns6),
     dnsport: family === 4 ? req.ports.dns4 : req.ports.dns6,
     subnets: firstMatchOrder(req.subnets.filter((r) => r.family === family)),
     nameservers: mine.filter((n) => n.via === undefined).map((n) => stripScope(n.ip)),

@@ -548,6 +548,29 @@ describe('scoped link-local nameserver with a DNAT target (issue 5)', () => {
   });
 });
 
+describe('a family with nameservers but no subnets', () => {
+  // Two clients capturing only IPv6 DNS (IPv4 subnets, an IPv6 nameserver)
+  // must not share table, chain or rule names: those come from the DNS port.
+  const only = (dns6: number) =>
+    request({
+      subnets: [rule(4, '10.0.0.0', 8, false)],
+      nameservers: [{ family: 6, ip: '2001:db8::53' }],
+      ports: { tcp4: 12300, tcp6: 0, dns4: 0, dns6 },
+    });
+  it.each(['nft', 'nat', 'tproxy', 'nft-tproxy'] as const)(
+    '%s: names come from the DNS port',
+    (method) => {
+      const words = (dns6: number) =>
+        planSetup(method, 6, { ...only(dns6), udp: method.includes('tproxy') })
+          .flatMap((st) => st.argv)
+          .join(' ');
+      expect(words(12299)).toMatch(/12299/);
+      expect(words(12299)).not.toMatch(/-0\b|ipv6-0\b|priority 1000\b/);
+      expect(words(12299)).not.toBe(words(12298));
+    },
+  );
+});
+
 describe('familiesToSetup', () => {
   it('is IPv6 then IPv4, only families with subnets or nameservers', () => {
     expect(familiesToSetup(upstreamV4)).toEqual([4]);
