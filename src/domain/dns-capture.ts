@@ -17,7 +17,7 @@ export interface LinkLocal {
 }
 
 /** Is this a scoped link-local nameserver (one that needs a DNS listener on its interface)? */
-const isScopedLinkLocal = (n: ResolvNameserver): boolean =>
+export const isScopedLinkLocal = (n: ResolvNameserver): boolean =>
   n.family === 6 && scopeOf(n.ip) !== null && isLinkLocal6(n.ip);
 
 export interface DnsCapture {

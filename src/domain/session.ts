@@ -8,7 +8,7 @@
 import { captureRules, redirectPorts } from './capture.js';
 import type { Command, ListenAddr } from './commands.js';
 import { isTproxyMethod } from './config.js';
-import { isScopedListener, withDnsTargets } from './dns-capture.js';
+import { isScopedLinkLocal, isScopedListener, withDnsTargets } from './dns-capture.js';
 import { fitUdpAnswer, servfailFor, udpAnswerLimit } from './dns-message.js';
 import type { Event, EventOf, Side } from './events.js';
 import { EXIT_FATAL } from './exit-codes.js';
@@ -517,13 +517,27 @@ export const reduceSession = (s0: SessionState, e: Event): Step => {
         [{ kind: 'fw.start' }],
       ];
     case 'fw.ready': {
-      // tproxy diverts DNS by routing, to the family's listener: no link-local ones.
-      const dns = isTproxyMethod(e.method)
-        ? s.requestedDns.filter((l) => !isScopedListener(l))
-        : s.requestedDns;
+      // tproxy diverts DNS by routing, to the family's listener: no link-local
+      // ones, and a query bound to an interface by its scope is routed out of
+      // that interface, past the divert: such a nameserver is left alone, said so.
+      const tproxy = isTproxyMethod(e.method);
+      const dns = tproxy ? s.requestedDns.filter((l) => !isScopedListener(l)) : s.requestedDns;
+      const uncaptured = tproxy ? s.nameservers.filter(isScopedLinkLocal) : [];
+      const warnings: Command[] = uncaptured.map((n) => ({
+        kind: 'log',
+        level: 'warn',
+        msg: `nameserver ${n.ip} is link-local with a scope: --method ${e.method} cannot capture it (--method nft or nat can); its queries are not tunnelled`,
+      }));
       return [
-        { ...s, phase: 'connecting', method: e.method, requestedDns: dns },
+        {
+          ...s,
+          phase: 'connecting',
+          method: e.method,
+          requestedDns: dns,
+          nameservers: s.nameservers.filter((n) => !uncaptured.includes(n)),
+        },
         [
+          ...warnings,
           { kind: 'log', level: 'debug', msg: `firewall helper ready, method ${e.method}` },
           isTproxyMethod(e.method)
             ? { kind: 'listen', addrs: s.requestedListen, dns, tproxy: true }

@@ -273,6 +273,30 @@ describe('scoped link-local nameservers (issue 5)', () => {
       expect.objectContaining({ kind: 'listen', dns: [{ family: 6, ip: '::1', port: 0 }] }),
     );
   });
+
+  it.each(['tproxy', 'nft-tproxy'])(
+    'with %s a scoped link-local nameserver is named in a warning and left out of the rules',
+    (method) => {
+      const base = startupEvents(TARGET_NET_RULE);
+      const { commands, state } = foldSession([
+        {
+          ...(base[0] as Extract<Event, { kind: 'start' }>),
+          nameservers: [
+            { family: 6, ip: 'fe80::53%eth0' },
+            { family: 6, ip: '2001:db8::53' },
+          ],
+          dnsListen: [{ family: 6, ip: '::1', port: 0 }],
+        },
+        { kind: 'fw.ready', t: 1, method },
+      ]);
+      expect(commands[1]).toContainEqual({
+        kind: 'log',
+        level: 'warn',
+        msg: `nameserver fe80::53%eth0 is link-local with a scope: --method ${method} cannot capture it (--method nft or nat can); its queries are not tunnelled`,
+      });
+      expect(state.nameservers).toEqual([{ family: 6, ip: '2001:db8::53' }]);
+    },
+  );
 });
 
 describe('DNS in the session', () => {
