@@ -76,6 +76,8 @@ const dispatch = async (command: Command, argv: readonly string[]): Promise<numb
       // -D: a copy runs the tunnel; this process waits until it is up.
       if (command.config.daemon && !(await import('../effects/background.js')).isDaemonChild())
         return (await import('../effects/daemon.js')).runDaemonParent(command.config, argv);
+      // Before ssh2 is loaded: it keeps the randomFillSync it finds then.
+      (await import('../effects/ssh/random-pool.js')).installRandomPool();
       return (await import('./client.js')).runClient(command.config);
     }
   }
