@@ -15,7 +15,13 @@ import type { Event } from '../domain/events.js';
 import { originalDestination } from './original-dst.js';
 import { bindSearching } from './port-search.js';
 import type { StreamsDriver } from './streams-driver.js';
-import { bindTproxy, bindTproxyDns, sendFrom, type UdpWatch } from './tproxy-listener.js';
+import {
+  bindTproxy,
+  bindTproxyDns,
+  type OnDatagram,
+  sendFrom,
+  type UdpWatch,
+} from './tproxy-listener.js';
 
 /** How often idle datagram sessions are looked at (tproxy). */
 const TICK_MS = 5_000;
@@ -166,23 +172,15 @@ export const makeListenerDriver = (now: () => number, streams: StreamsDriver): L
     };
 
   const onDatagram =
-    (family: 4 | 6) =>
-    (
-      chunk: Buffer,
-      src: { ip: string; port: number },
-      dst: { ip: string; port: number } | null,
-    ) => {
+    (family: 4 | 6): OnDatagram =>
+    (chunk, src, dst) => {
       if (dst === null) return;
       events.next({ kind: 'udp.recv', t: now(), family, src, dst, size: chunk.length, chunk });
     };
 
   const onTproxyDns =
-    (family: 4 | 6) =>
-    (
-      chunk: Buffer,
-      src: { ip: string; port: number },
-      dst: { ip: string; port: number } | null,
-    ) => {
+    (family: 4 | 6): OnDatagram =>
+    (chunk, src, dst) => {
       if (dst !== null) {
         dnsDst.set(nextDnsId, { family, ...dst });
         // Unanswered requests (timeouts) must not pile up: forget the oldest.

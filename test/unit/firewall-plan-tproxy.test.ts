@@ -18,7 +18,12 @@ import {
   tproxyPriority,
 } from '../../src/domain/firewall-plan-tproxy.js';
 import { type Family, firstMatchOrder, type SubnetRule } from '../../src/domain/subnet.js';
-import { request as baseRequest, rule, tproxyRequestArb } from './fixtures/firewall-requests.js';
+import {
+  request as baseRequest,
+  iptablesPairs,
+  rule,
+  tproxyRequestArb,
+} from './fixtures/firewall-requests.js';
 
 const request = (over: Partial<FirewallRequest>): FirewallRequest =>
   baseRequest({ udp: true, ...over });
@@ -44,6 +49,24 @@ const upstreamV6 = request({
   ports: { tcp4: 0, tcp6: 1024, dns4: 0, dns6: 1026 },
 });
 
+/** Our policy routing's two commands, as setup adds them (route, then rule). */
+const routingAdded = (family: 4 | 6, port: number) => [
+  [
+    'ip',
+    `-${family}`,
+    'route',
+    'add',
+    ...`local default dev lo table 100 metric ${port}`.split(' '),
+  ],
+  ['ip', `-${family}`, 'rule', 'add', ...`fwmark 0x01 lookup 100 priority ${port}`.split(' ')],
+];
+
+/** ... and as restore removes them (rule, then route). */
+const routingRemoved = (family: 4 | 6, port: number) =>
+  routingAdded(family, port)
+    .map((a) => a.map((w) => (w === 'add' ? 'del' : w)))
+    .reverse();
+
 const restoreV4 = [
   [...m4, '-D', 'OUTPUT', '-j', 'sshuttle-m-1025'],
   [...m4, '-F', 'sshuttle-m-1025'],
@@ -53,8 +76,7 @@ const restoreV4 = [
   [...m4, '-X', 'sshuttle-t-1025'],
   [...m4, '-F', 'sshuttle-d-1025'],
   [...m4, '-X', 'sshuttle-d-1025'],
-  ['ip', '-4', 'rule', 'del', 'fwmark', '0x01', 'lookup', '100', 'priority', '1025'],
-  ['ip', '-4', 'route', 'del', 'local', 'default', 'dev', 'lo', 'table', '100', 'metric', '1025'],
+  ...routingRemoved(4, 1025),
 ];
 
 describe('tproxy plan: goldens (sshuttle-upstream.md §2.3)', () => {
@@ -247,21 +269,7 @@ describe('tproxy plan: goldens (sshuttle-upstream.md §2.3)', () => {
         '--on-port',
         '1025',
       ],
-      [
-        'ip',
-        '-4',
-        'route',
-        'add',
-        'local',
-        'default',
-        'dev',
-        'lo',
-        'table',
-        '100',
-        'metric',
-        '1025',
-      ],
-      ['ip', '-4', 'rule', 'add', 'fwmark', '0x01', 'lookup', '100', 'priority', '1025'],
+      ...routingAdded(4, 1025),
     ]);
   });
 
@@ -459,23 +467,7 @@ describe('tproxy plan: goldens (sshuttle-upstream.md §2.3)', () => {
         '1024',
       ],
     ]);
-    expect(a.slice(-2)).toEqual([
-      [
-        'ip',
-        '-6',
-        'route',
-        'add',
-        'local',
-        'default',
-        'dev',
-        'lo',
-        'table',
-        '100',
-        'metric',
-        '1024',
-      ],
-      ['ip', '-6', 'rule', 'add', 'fwmark', '0x01', 'lookup', '100', 'priority', '1024'],
-    ]);
+    expect(a.slice(-2)).toEqual([...routingAdded(6, 1024)]);
   });
 
   it('--tmark goes into MARK, TPROXY and the ip rule; without UDP no udp rules', () => {
@@ -588,21 +580,11 @@ describe('tproxy plan properties', () => {
         expect(restore.every((s) => s.when !== undefined)).toBe(true);
         const built = setup.slice(restore.length);
         const ipt = built.filter((s) => s.argv[0] !== 'ip');
-        const verb = (s: Step) => s.argv[4];
-        const created = ipt.filter((s) => verb(s) === '-N').map((s) => s.argv[5]);
-        const removed = restore.filter((s) => verb(s) === '-X').map((s) => s.argv[5]);
+        const { created, removed, inserted, deleted, appendedTo } = iptablesPairs(ipt, restore);
         expect([...removed].sort()).toEqual([...created].sort());
-        const inserted = ipt
-          .filter((s) => verb(s) === '-I')
-          .map((s) => [...s.argv.slice(0, 4), s.argv[5], ...s.argv.slice(7)]);
-        const deleted = restore
-          .filter((s) => verb(s) === '-D')
-          .map((s) => [...s.argv.slice(0, 4), ...s.argv.slice(5)]);
         expect(deleted).toEqual(inserted);
         // appended rules go only into chains we created
-        expect(ipt.filter((s) => verb(s) === '-A').every((s) => created.includes(s.argv[5]))).toBe(
-          true,
-        );
+        expect(appendedTo.every((c) => created.includes(c))).toBe(true);
         // ip rule/route: every add has a del with the very same spec
         const added = built
           .filter((s) => s.argv[0] === 'ip')
