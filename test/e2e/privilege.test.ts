@@ -31,6 +31,18 @@ describeLab('least privilege (sudo)', (lab: LabHandle) => {
   const clientArgv = (...args: string[]): string[] =>
     u().argv(cliArgv(lab.env, [lab.env.targetNet, ...args], u().sshConfig));
 
+  /**
+   * argv run by `script` on a new terminal. script hands the line to $SHELL -c
+   * (/bin/sh when SHELL is unset, as in CI); dash does not exec a lone command
+   * and dies of the terminal's SIGINT itself (exit 130), so exec it.
+   */
+  const onTerminal = (argv: readonly string[]): string[] => [
+    'script',
+    '-qfec',
+    `exec ${argv.map((w) => `'${w}'`).join(' ')}`,
+    '/dev/null',
+  ];
+
   /** SIGTERM to the user's client itself (its exit code is the child's). */
   const stopUsersClient = async (): Promise<void> => {
     const mine = await run(['ps', '-o', 'pid=,args=', '-u', u().name]);
@@ -48,11 +60,8 @@ describeLab('least privilege (sudo)', (lab: LabHandle) => {
 
   it('asks for the password with "[local sudo] Password: " first, before ssh', async () => {
     // No sudoers entry yet: sudo must authenticate the user, on the terminal.
-    const cmd = clientArgv()
-      .map((w) => `'${w}'`)
-      .join(' ');
     // stdin stays open: at EOF script would type ^D into the terminal and sudo would give up.
-    const child = lab.spawnInClient(['script', '-qfec', cmd, '/dev/null'], { stdin: true });
+    const child = lab.spawnInClient(onTerminal(clientArgv()), { stdin: true });
     const out = outputOf(child);
     await waitFor(
       `the sudo prompt (${out.stdout}${out.stderr})`,
@@ -104,10 +113,7 @@ describeLab('least privilege (sudo)', (lab: LabHandle) => {
   it('Ctrl-C on the terminal stops client and helper cleanly (exit 0, rules gone)', async () => {
     // script gives the client a terminal; a \x03 typed into it is SIGINT for
     // the foreground process group (the client, sudo, and via sudo the helper).
-    const cmd = clientArgv()
-      .map((w) => `'${w}'`)
-      .join(' ');
-    const child = lab.spawnInClient(['script', '-qfec', cmd, '/dev/null'], { stdin: true });
+    const child = lab.spawnInClient(onTerminal(clientArgv()), { stdin: true });
     const out = outputOf(child);
     await waitFor(
       `tunnel up (${out.stdout.slice(-600)})`,
@@ -116,7 +122,7 @@ describeLab('least privilege (sudo)', (lab: LabHandle) => {
     );
     expect(await lab.countOurRules()).toBeGreaterThan(0);
     child.stdin?.write('\x03');
-    expect(await exitOf(child)).toBe(0);
+    expect(await exitOf(child), out.stdout.slice(-3000)).toBe(0);
     expect(out.stdout).toContain('received SIGINT, shutting down');
     expect(await lab.countOurRules()).toBe(0);
   }, 60_000);
