@@ -9,14 +9,11 @@
  * conntrack is not loaded) falls back to the socket's own local address, as
  * sshuttle does; that is also the answer for tproxy.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { isIPv4 } from 'node:net';
-import { join } from 'node:path';
 import { type Either, isLeft, left, right } from 'fp-ts/lib/Either.js';
 import type { Family } from '../domain/subnet.js';
-import { packageRoot } from './package-root.js';
+import { addonLoader } from './addon-loader.js';
 
 /** The addon's raw interface; every function throws an Error with an errno `code`. */
 export interface NativeAddon {
@@ -60,27 +57,8 @@ export interface OriginalDestination {
   readonly family: Family;
 }
 
-const ADDON_PATH = 'build/Release/sshuttle_native.node';
-const NOT_BUILT = 'native addon not built: run npm install; needs python3, make, g++';
-
-let loaded: Either<string, NativeAddon> | undefined;
-
 /** Loads the addon once; Left with a message saying how to get it. */
-export const nativeAddon = (): Either<string, NativeAddon> => {
-  if (loaded !== undefined) return loaded;
-  const root = packageRoot();
-  const file = root === undefined ? undefined : join(root, ADDON_PATH);
-  if (file === undefined || !existsSync(file)) {
-    loaded = left(`${NOT_BUILT} (looked for ${file ?? ADDON_PATH})`);
-    return loaded;
-  }
-  try {
-    loaded = right(createRequire(import.meta.url)(file) as NativeAddon);
-  } catch (e) {
-    loaded = left(`${NOT_BUILT} (loading ${file} failed: ${(e as Error).message})`);
-  }
-  return loaded;
-};
+export const nativeAddon = addonLoader<NativeAddon>('sshuttle_native');
 
 /** Right when the addon is built and loads. */
 export const nativeAddonStatus = (): Either<string, void> => {

@@ -30,7 +30,8 @@
  * conntrack knows no such connection, 'ENOPROTOOPT' when conntrack is not
  * loaded), with `errno` (number) and `syscall` set like Node's own errors.
  */
-#include <node_api.h>
+#define ADDON_NAME "sshuttle_native"
+#include "napi_errors.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -57,66 +58,6 @@
 #define SSH_IP_ORIGDSTADDR 20
 #define SSH_IPV6_RECVORIGDSTADDR 74
 #define SSH_IPV6_ORIGDSTADDR 74
-
-#define CHECK(call)                                                                        \
-  do {                                                                                     \
-    if ((call) != napi_ok) {                                                               \
-      napi_throw_error(env, NULL, "sshuttle_native: N-API call failed: " #call);            \
-      return NULL;                                                                         \
-    }                                                                                      \
-  } while (0)
-
-static const char *errno_name(int e) {
-  switch (e) {
-    case ENOPROTOOPT: return "ENOPROTOOPT";
-    case ENOENT: return "ENOENT";
-    case EBADF: return "EBADF";
-    case ENOTSOCK: return "ENOTSOCK";
-    case EINVAL: return "EINVAL";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case EPERM: return "EPERM";
-    case EACCES: return "EACCES";
-    case EFAULT: return "EFAULT";
-    case ENOTCONN: return "ENOTCONN";
-    case ENOSYS: return "ENOSYS";
-    case EAFNOSUPPORT: return "EAFNOSUPPORT";
-    case EADDRINUSE: return "EADDRINUSE";
-    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-    case EAGAIN: return "EAGAIN";
-    case EMSGSIZE: return "EMSGSIZE";
-    case ENETUNREACH: return "ENETUNREACH";
-    case EHOSTUNREACH: return "EHOSTUNREACH";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    case ENOBUFS: return "ENOBUFS";
-    case EMFILE: return "EMFILE";
-    case ENFILE: return "ENFILE";
-    default: return NULL;
-  }
-}
-
-/* Throws Error(message) with code/errno/syscall like a Node system error. */
-static void throw_errno(napi_env env, int e, const char *syscall) {
-  char codebuf[32];
-  const char *code = errno_name(e);
-  if (code == NULL) {
-    snprintf(codebuf, sizeof codebuf, "ERRNO_%d", e);
-    code = codebuf;
-  }
-  char msg[160];
-  snprintf(msg, sizeof msg, "%s %s (%s)", syscall, code, strerror(e));
-  napi_value jcode, jmsg, err, jerrno, jsys;
-  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &jcode) != napi_ok ||
-      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg) != napi_ok ||
-      napi_create_error(env, jcode, jmsg, &err) != napi_ok) {
-    napi_throw_error(env, code, msg);
-    return;
-  }
-  if (napi_create_int32(env, -e, &jerrno) == napi_ok)
-    napi_set_named_property(env, err, "errno", jerrno);
-  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &jsys) == napi_ok)
-    napi_set_named_property(env, err, "syscall", jsys);
-  napi_throw(env, err);
-}
 
 /* Reads (fd: int32, family: 4|6) from the call; returns 0 and throws on bad input. */
 static int read_fd_family(napi_env env, napi_callback_info info, int *fd, int *family) {

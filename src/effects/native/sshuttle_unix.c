@@ -11,7 +11,8 @@
  * A separate module from sshuttle_native.c, so the socket-option addon and
  * this one change independently.
  */
-#include <node_api.h>
+#define ADDON_NAME "sshuttle_unix"
+#include "napi_errors.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -21,35 +22,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define CHECK(call)                                                                \
-  do {                                                                             \
-    if ((call) != napi_ok) {                                                       \
-      napi_throw_error(env, NULL, "sshuttle_unix: N-API call failed: " #call);      \
-      return NULL;                                                                 \
-    }                                                                              \
-  } while (0)
-
-static void throw_errno(napi_env env, int e, const char *syscall) {
-  const char *name = e == ENOENT ? "ENOENT"
-                     : e == ECONNREFUSED ? "ECONNREFUSED"
-                     : e == EACCES ? "EACCES"
-                     : e == EPERM ? "EPERM"
-                     : e == EAGAIN ? "EAGAIN"
-                     : e == ENAMETOOLONG ? "ENAMETOOLONG"
-                     : e == EPROTOTYPE ? "EPROTOTYPE"
-                     : e == EMSGSIZE ? "EMSGSIZE"
-                     : "EIO";
-  char msg[160];
-  snprintf(msg, sizeof msg, "%s %s (%s)", syscall, strerror(e), name);
-  napi_value code, message, error, num, sys;
-  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code) != napi_ok) return;
-  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok) return;
-  if (napi_create_error(env, code, message, &error) != napi_ok) return;
-  if (napi_create_int32(env, e, &num) == napi_ok) napi_set_named_property(env, error, "errno", num);
-  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys) == napi_ok)
-    napi_set_named_property(env, error, "syscall", sys);
-  napi_throw(env, error);
-}
 
 static napi_value send_datagram(napi_env env, napi_callback_info info) {
   size_t argc = 2;
