@@ -39,6 +39,7 @@ import { makeLineSplitter } from '../effects/firewall/line-splitter.js';
 import { flushResolverCache } from '../effects/firewall/resolver-cache.js';
 import { firewallEnv, type Log, runSteps } from '../effects/firewall/run-steps.js';
 import { selectMethod } from '../effects/firewall/select-method.js';
+import { dropStaleConntrack } from '../effects/firewall/stale-conntrack.js';
 import { tproxyPreflight } from '../effects/firewall/tproxy-preflight.js';
 
 // ---------------------------------------------------------------------------
@@ -216,6 +217,20 @@ const waitForEnd = async (
   }
 };
 
+/** NAT methods: connections tried before the rules went in must not stay unredirected. */
+const dropStale = (req: FirewallRequest, families: readonly Family[], log: Log): void => {
+  for (const family of families) {
+    const r = dropStaleConntrack(req, family);
+    if (E.isLeft(r)) log(1, `IPv${family}: could not check conntrack for stale entries: ${r.left}`);
+    else if (r.right.stale > 0) {
+      log(
+        1,
+        `IPv${family}: dropped ${r.right.dropped} of ${r.right.stale} stale conntrack entries`,
+      );
+    }
+  }
+};
+
 /** Install the request's rules, family by family; pushes each family before touching it. */
 const install = async (
   method: FirewallMethod,
@@ -324,6 +339,7 @@ export const runFirewall = async (argv: readonly string[]): Promise<number> => {
         code = sig !== null ? 128 + (SIGNAL_NUMBERS[sig] ?? 0) : FATAL;
       } else {
         log(1, 'rules installed');
+        if (method.right === 'nft' || method.right === 'nat') dropStale(req.right, touched, log);
         if (req.right.nameservers.length > 0) await flushResolverCache(env, log);
         safeWrite(process.stdout, `${encodeStarted()}\n`);
         code = await waitForEnd(input, log, (h) => {

@@ -165,6 +165,46 @@ describeLab('direct transport', (lab: LabHandle) => {
     await rulesGoneWithin(2_000);
   });
 
+  it.each([
+    ['nft', 4],
+    ['nft', 6],
+    ['nat', 4],
+  ] as const)(
+    '--method %s, IPv%i: a connection tried before the tunnel does not keep its source port from being captured',
+    async (method, family) => {
+      // NAT is decided on a connection's first packet. An attempt made before
+      // the rules were in leaves an unredirected, unanswered conntrack entry
+      // for two minutes; a new connection reusing its source port would match
+      // it and hang in SYN-SENT. Conntrack must be on in the namespace for
+      // that (any stateful rule does it, as on most hosts).
+      const nft = (...args: string[]) => lab.inClient(['nft', ...args]);
+      await nft('add table inet e2e_ct_on');
+      await nft('add chain inet e2e_ct_on out { type filter hook output priority 0; }');
+      await nft('add rule inet e2e_ct_on out ct state established accept');
+      try {
+        const ip = family === 4 ? lab.env.targetIp : `[${lab.env.vars.LAB_TARGET_IP6}]`;
+        const net = family === 4 ? lab.env.targetNet : (lab.env.vars.LAB_TARGET_NET6 ?? '');
+        const port = String(42000 + Math.floor(Math.random() * 10000));
+        const early = await lab.curl(`http://${ip}/`, {
+          args: ['--local-port', port],
+          maxTimeS: 1,
+        });
+        expect(early.code).not.toBe(0); // nothing reaches the target without the tunnel
+        const t = start(['--method', method, '-v', net]);
+        await connected(t);
+        const r = await lab.curl(`http://${ip}/`, { args: ['--local-port', port], maxTimeS: 5 });
+        expect(r.stdout, r.stderr).toBe('hello from lab\n');
+        expect(t.out.stderr).toMatch(
+          new RegExp(`IPv${family}: dropped 1 of 1 stale conntrack entries`),
+        );
+        await stop(t);
+        await rulesGoneWithin(2_000);
+      } finally {
+        await nft('delete table inet e2e_ct_on');
+      }
+    },
+  );
+
   it('refuses an unknown host key under strict checking, with its fingerprint, touching no rule', async () => {
     const empty = `${lab.env.dir}/empty_known_hosts`;
     writeFileSync(empty, '');
