@@ -18,6 +18,7 @@ import { type DnsForwarder, makeDnsForwarder } from './dns-forwarder.js';
 import { startHostwatchDriver } from './hostwatch-driver.js';
 import { type RemoteRun, remoteHostJob } from './remote-names.js';
 import { execCommand } from './ssh/exec.js';
+import { type ReceiveWindows, receiveWindows } from './ssh/receive-window.js';
 import type { StreamsDriver } from './streams-driver.js';
 
 /** What the transport needs of an established SSH connection. */
@@ -115,6 +116,7 @@ export const makeDirectTransport = (
   let link: SshLink | null = null;
   let closing = false;
   let dns: DnsForwarder | null = null;
+  let windows: ReceiveWindows | null = null;
 
   /** DNS-over-TCP streams to the resolver, each a direct-tcpip channel. */
   const dnsForwarder = (l: SshLink): DnsForwarder => {
@@ -155,6 +157,7 @@ export const makeDirectTransport = (
       return;
     }
     link = result.right;
+    windows = receiveWindows(link.client);
     // sshd turns Nagle off on the connection only once a session runs a
     // command (packet.c, ssh_packet_set_interactive); with direct-tcpip
     // channels alone, a small answer after a full segment waits for our
@@ -216,6 +219,7 @@ export const makeDirectTransport = (
       events.next({ kind: 'chan.failed', t: now(), id: c.id, reason: 'not connected' });
       return;
     }
+    const capping = windows;
     link.client.forwardOut(
       c.src.ip,
       c.src.port,
@@ -226,6 +230,7 @@ export const makeDirectTransport = (
           events.next({ kind: 'chan.failed', t: now(), id: c.id, reason: openFailure(err) });
           return;
         }
+        capping?.cap(channel);
         streams.attach(c.id, 'remote', channel, () => closeChannel(channel));
         events.next({ kind: 'chan.open', t: now(), id: c.id });
       },

@@ -1,0 +1,169 @@
+import { createRequire } from 'node:module';
+import { fc, it as itProp } from '@fast-check/vitest';
+import type { Client, ClientChannel } from 'ssh2';
+import { describe, expect, it } from 'vitest';
+import {
+  MIN_LIMIT,
+  SSH2_THRESHOLD,
+  SSH2_WINDOW,
+  topUp,
+  type WindowBook,
+  windowLimitFor,
+} from '../../src/domain/receive-window.js';
+import { receiveWindows } from '../../src/effects/ssh/receive-window.js';
+
+describe('the window for a path', () => {
+  it('is RTT x 1 GB/s, between 512 KiB and ssh2 2 MiB; 2 MiB until measured', () => {
+    expect(windowLimitFor(null)).toBe(SSH2_WINDOW);
+    expect(windowLimitFor(0.05)).toBe(MIN_LIMIT); // a LAN
+    expect(windowLimitFor(1)).toBe(1_000_000);
+    expect(windowLimitFor(40)).toBe(SSH2_WINDOW); // the Internet: as OpenSSH
+  });
+});
+
+/**
+ * sshd and ssh2 around our books: sshd sends packets while it has credit;
+ * ssh2 lowers its view per packet and, at or below its threshold, tops up
+ * through {@link topUp} (as the effects wrapper does).
+ */
+const simulate = (limit: number, packets: readonly number[]) => {
+  let credit = SSH2_WINDOW; // granted in the open request
+  let view = SSH2_WINDOW;
+  let book: WindowBook = { credit, view };
+  let granted = SSH2_WINDOW;
+  let received = 0;
+  let topUps = 0;
+  const seen: { credit: number; view: number; afterFirstTopUp: boolean }[] = [];
+  for (const want of packets) {
+    const n = Math.min(want, credit);
+    if (n === 0) return { stalled: true, credit, granted, received, seen, topUps };
+    credit -= n;
+    view -= n;
+    received += n;
+    if (view <= 0) return { stalled: true, credit, granted, received, seen, topUps }; // ssh2 drops it
+    if (view <= SSH2_THRESHOLD) {
+      const next = topUp(book, view, limit);
+      book = next.book;
+      view = next.view;
+      credit += next.grant;
+      granted += next.grant;
+      if (next.grant > 0) topUps++;
+    }
+    seen.push({ credit, view, afterFirstTopUp: topUps > 0 });
+  }
+  return { stalled: false, credit, granted, received, seen, topUps };
+};
+
+describe('topping up a capped channel', () => {
+  const limitArb = fc.integer({ min: 1, max: SSH2_WINDOW });
+  const packetsArb = fc.array(fc.integer({ min: 1, max: 32 * 1024 }), { maxLength: 600 });
+
+  itProp.prop([limitArb, packetsArb])(
+    'sshd never runs out of credit, ssh2 never sees data beyond its view, bytes are conserved',
+    (limit, packets) => {
+      const r = simulate(limit, packets);
+      expect(r.stalled).toBe(false);
+      expect(r.granted).toBe(r.received + r.credit);
+      for (const s of r.seen) expect(s.view).toBeGreaterThanOrEqual(s.credit);
+    },
+  );
+
+  itProp.prop([limitArb, packetsArb])(
+    'once the first 2 MiB are used, sshd holds at most the limit',
+    (limit, packets) => {
+      const r = simulate(limit, packets);
+      let sinceTopUp = false;
+      for (const s of r.seen) {
+        if (s.afterFirstTopUp && s.credit <= limit) sinceTopUp = true;
+        if (sinceTopUp) expect(s.credit).toBeLessThanOrEqual(Math.max(limit, 1));
+      }
+    },
+  );
+
+  it('a bulk stream settles between half the limit and the limit', () => {
+    const r = simulate(
+      MIN_LIMIT,
+      Array.from({ length: 2000 }, () => 32 * 1024),
+    );
+    const late = r.seen.slice(-100);
+    expect(Math.max(...late.map((s) => s.credit))).toBeLessThanOrEqual(MIN_LIMIT);
+    expect(Math.min(...late.map((s) => s.credit))).toBeGreaterThan(MIN_LIMIT / 2 - 32 * 1024);
+    // One WINDOW_ADJUST per half window, not one per packet.
+    expect(r.topUps).toBeLessThanOrEqual(Math.ceil(r.received / (MIN_LIMIT / 2)) + 1);
+  });
+});
+
+describe('the wrapper around ssh2 (its own Channel and windowAdjust)', () => {
+  const require = createRequire(import.meta.url);
+  const { Channel, windowAdjust } = require('ssh2/lib/Channel.js') as {
+    Channel: new (client: unknown, info: unknown) => ClientChannel;
+    windowAdjust: (channel: ClientChannel) => void;
+  };
+
+  it('before the round trip is measured, a channel keeps ssh2 own window', () => {
+    const sent: [number, number][] = [];
+    const callbacks: ((failed: boolean) => void)[] = [];
+    const protocol = {
+      channelWindowAdjust: (id: number, amount: number) => sent.push([id, amount]),
+      ping: () => queueMicrotask(() => callbacks.shift()?.(true)),
+    };
+    const client = { _protocol: protocol, _callbacks: callbacks, config: {} };
+    const channel = new Channel(client, {
+      type: 'direct-tcpip',
+      incoming: { id: 0, window: SSH2_WINDOW, packetSize: 32768, state: 'open' },
+      outgoing: { id: 7, window: SSH2_WINDOW, packetSize: 32768, state: 'open' },
+    });
+    const windows = receiveWindows(client as unknown as Client);
+    // Not measured yet: ssh2's own 2 MiB.
+    expect(windows.rttMs()).toBeNull();
+    windows.cap(channel);
+    const internals = channel as unknown as { incoming: { window: number } };
+    // What client.js does per CHANNEL_DATA packet.
+    const receive = (n: number) => {
+      internals.incoming.window -= n;
+      if (internals.incoming.window <= SSH2_THRESHOLD) windowAdjust(channel);
+    };
+    for (let i = 0; i < 40; i++) receive(32 * 1024); // 1.25 MiB: one top-up, at 1 MiB
+    expect(sent).toEqual([[7, 1024 * 1024]]); // as ssh2 alone
+  });
+
+  it('once the round trip is known, a new channel is held to its window', async () => {
+    const sent: [number, number][] = [];
+    const callbacks: ((failed: boolean) => void)[] = [];
+    const protocol = {
+      channelWindowAdjust: (id: number, amount: number) => sent.push([id, amount]),
+      ping: () => queueMicrotask(() => callbacks.shift()?.(true)),
+    };
+    const client = { _protocol: protocol, _callbacks: callbacks, config: {} };
+    const windows = receiveWindows(client as unknown as Client);
+    for (let i = 0; i < 10 && windows.rttMs() === null; i++)
+      await new Promise((r) => setTimeout(r, 5));
+    expect(windows.rttMs()).not.toBeNull();
+    expect(windows.rttMs()).toBeLessThan(5); // answered at once: a LAN-like path
+    const channel = new Channel(client, {
+      type: 'direct-tcpip',
+      incoming: { id: 1, window: SSH2_WINDOW, packetSize: 32768, state: 'open' },
+      outgoing: { id: 9, window: SSH2_WINDOW, packetSize: 32768, state: 'open' },
+    });
+    windows.cap(channel);
+    const internals = channel as unknown as { incoming: { window: number } };
+    let credit = SSH2_WINDOW;
+    let granted = 0;
+    const receive = (n: number) => {
+      credit -= n;
+      internals.incoming.window -= n;
+      if (internals.incoming.window <= SSH2_THRESHOLD) windowAdjust(channel);
+      while (sent.length > 0) {
+        const [id, amount] = sent.shift() as [number, number];
+        expect(id).toBe(9);
+        credit += amount;
+        granted += amount;
+      }
+      expect(credit).toBeGreaterThan(0);
+      expect(internals.incoming.window).toBeGreaterThanOrEqual(credit);
+    };
+    for (let i = 0; i < 400; i++) receive(32 * 1024); // 12.5 MiB through
+    expect(credit).toBeLessThanOrEqual(MIN_LIMIT);
+    expect(granted).toBe(400 * 32 * 1024 + credit - SSH2_WINDOW);
+  });
+});
