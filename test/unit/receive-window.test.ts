@@ -100,14 +100,19 @@ describe('the wrapper around ssh2 (its own Channel and windowAdjust)', () => {
     windowAdjust: (channel: ClientChannel) => void;
   };
 
-  it('before the round trip is measured, a channel keeps ssh2 own window', () => {
+  /** The parts of an ssh2 Client the wrapper touches; keepalives answered at once. */
+  const ssh2Client = () => {
     const sent: [number, number][] = [];
     const callbacks: ((failed: boolean) => void)[] = [];
     const protocol = {
       channelWindowAdjust: (id: number, amount: number) => sent.push([id, amount]),
       ping: () => queueMicrotask(() => callbacks.shift()?.(true)),
     };
-    const client = { _protocol: protocol, _callbacks: callbacks, config: {} };
+    return { client: { _protocol: protocol, _callbacks: callbacks, config: {} }, sent };
+  };
+
+  it('before the round trip is measured, a channel keeps ssh2 own window', () => {
+    const { client, sent } = ssh2Client();
     const channel = new Channel(client, {
       type: 'direct-tcpip',
       incoming: { id: 0, window: SSH2_WINDOW, packetSize: 32768, state: 'open' },
@@ -128,13 +133,7 @@ describe('the wrapper around ssh2 (its own Channel and windowAdjust)', () => {
   });
 
   it('once the round trip is known, a new channel is held to its window', async () => {
-    const sent: [number, number][] = [];
-    const callbacks: ((failed: boolean) => void)[] = [];
-    const protocol = {
-      channelWindowAdjust: (id: number, amount: number) => sent.push([id, amount]),
-      ping: () => queueMicrotask(() => callbacks.shift()?.(true)),
-    };
-    const client = { _protocol: protocol, _callbacks: callbacks, config: {} };
+    const { client, sent } = ssh2Client();
     const windows = receiveWindows(client as unknown as Client);
     for (let i = 0; i < 10 && windows.rttMs() === null; i++)
       await new Promise((r) => setTimeout(r, 5));
