@@ -162,8 +162,17 @@ export const makeDirectTransport = (
     // command (packet.c, ssh_packet_set_interactive); with direct-tcpip
     // channels alone, a small answer after a full segment waits for our
     // delayed ACK: 40 ms stalls in 1-2% of small request/response exchanges.
-    // Any command will do, even one a restricted account refuses.
-    void execCommand(link.client, 'true', { timeoutMs: 10_000 });
+    // Any command will do, even one a restricted account refuses; the
+    // commands --dns, -N and -H run do it too, and one shell at a time is
+    // kinder to servers whose shell start-up is heavy.
+    const runsCommands =
+      (opts.dns && opts.toNs === null) ||
+      opts.autoNets ||
+      opts.autoHosts ||
+      opts.seedHosts.length > 0;
+    if (!runsCommands) {
+      void execCommand(link.client, 'true', { timeoutMs: 10_000 });
+    }
     // Find the resolver now, so the first captured query does not wait for it.
     if (opts.dns) dns = dnsForwarder(link);
     if (opts.autoNets) {
