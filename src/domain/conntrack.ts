@@ -30,7 +30,7 @@ import {
   NLMSG_DONE,
   NLMSG_ERROR,
 } from './netlink.js';
-import { type Family, isCaptured } from './subnet.js';
+import { AF_INET, AF_INET6, afOf, type Family, isCaptured } from './subnet.js';
 
 // ---------------------------------------------------------------------------
 // ctnetlink constants
@@ -65,10 +65,6 @@ export const IPS_DST_NAT = 1 << 5;
 
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
-
-const AF_INET = 2;
-const AF_INET6 = 10;
-const afOf = (family: Family): number => (family === 6 ? AF_INET6 : AF_INET);
 
 // ---------------------------------------------------------------------------
 // model
@@ -154,14 +150,14 @@ export const dumpRequest = (family: Family, order: ByteOrder): Buffer =>
 export const deleteRequest = (entries: readonly ConntrackEntry[], order: ByteOrder): Buffer =>
   Buffer.concat(
     entries.map((e, i) => {
-      const be32 = Buffer.alloc(4);
-      const be16 = Buffer.alloc(2);
       const attrs = [encodeNested(CTA_TUPLE_ORIG, [e.origTuple], order)];
       if (e.id !== null) {
+        const be32 = Buffer.alloc(4);
         be32.writeUInt32BE(e.id >>> 0);
         attrs.push(encodeAttribute(CTA_ID, be32, order));
       }
       if (e.zone !== null) {
+        const be16 = Buffer.alloc(2);
         be16.writeUInt16BE(e.zone);
         attrs.push(encodeAttribute(CTA_ZONE, be16, order));
       }

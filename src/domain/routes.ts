@@ -6,7 +6,15 @@
  * (that is the path of the SSH connection itself).
  */
 import ipaddr from 'ipaddr.js';
-import { familyOf, maxWidth, networkAddress, ruleCovers, type SubnetRule } from './subnet.js';
+import {
+  AF_INET,
+  afOf,
+  familyOf,
+  maxWidth,
+  networkAddress,
+  ruleCovers,
+  type SubnetRule,
+} from './subnet.js';
 
 const include = (ip: string, width: number): SubnetRule | null => {
   const family = familyOf(ip);
@@ -71,10 +79,6 @@ export const autoNets = (
 // the ROUTES frame (helper transport)
 // ---------------------------------------------------------------------------
 
-/** Linux's numeric address families, as sshuttle writes them in ROUTES. */
-const AF_INET = 2;
-const AF_INET6 = 10;
-
 /** One ROUTES line: `"<family>,<ip>,<width>\n"`. */
 export interface WireRoute {
   readonly family: number;
@@ -93,7 +97,7 @@ export const routesToWire = (routes: readonly SubnetRule[]): WireRoute[] => {
   const out: WireRoute[] = [];
   let size = 0;
   for (const r of routes) {
-    const w = { family: r.family === 4 ? AF_INET : AF_INET6, ip: r.ip, width: r.width };
+    const w = { family: afOf(r.family), ip: r.ip, width: r.width };
     size += `${w.family},${w.ip},${w.width}\n`.length;
     if (size > MAX_ROUTES_PAYLOAD) break;
     out.push(w);

@@ -47,6 +47,13 @@ export const networkAddress = (ip: string, width: number): string => {
 /** Family of an IP literal. */
 export const familyOf = (ip: string): Family => (ipaddr.parse(ip).kind() === 'ipv6' ? 6 : 4);
 
+/** Linux's numeric address families (sshuttle's wire, netlink). */
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
+/** A family's Linux number. */
+export const afOf = (family: Family): number => (family === 6 ? AF_INET6 : AF_INET);
+
 /** Maximum prefix width of a family. */
 export const maxWidth = (family: Family): number => (family === 6 ? 128 : 32);
 

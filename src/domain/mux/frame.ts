@@ -58,8 +58,7 @@ export const cmdName = (cmd: number): string =>
   cmdNames.get(cmd) ?? `0x${cmd.toString(16).padStart(4, '0')}`;
 
 /** Linux's numeric address families, as sshuttle puts them on the wire. */
-export const AF_INET = 2;
-export const AF_INET6 = 10;
+export { AF_INET, AF_INET6 } from '../subnet.js';
 
 /** One `-N` route: numeric address family, network address, prefix width. */
 export interface Route {

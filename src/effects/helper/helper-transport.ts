@@ -14,8 +14,9 @@ import { summarizeDns } from '../../domain/dns-message.js';
 import type { Event } from '../../domain/events.js';
 import { sshFailedEvent } from '../../domain/fatal.js';
 import { usableHosts } from '../../domain/hosts-file.js';
-import { AF_INET, AF_INET6, type MuxConfig } from '../../domain/mux/index.js';
+import type { MuxConfig } from '../../domain/mux/index.js';
 import { autoNets, routesFromWire } from '../../domain/routes.js';
+import { afOf } from '../../domain/subnet.js';
 import type { StreamsDriver } from '../streams-driver.js';
 import { ChannelDuplex } from './channel-duplex.js';
 import type { HelperExit, HelperProcess } from './launch.js';
@@ -346,7 +347,7 @@ export const makeHelperTransport = (
     mux.dispatch({
       kind: 'open',
       ref: c.id,
-      family: c.family === 4 ? AF_INET : AF_INET6,
+      family: afOf(c.family),
       ip: c.dst.ip,
       port: c.dst.port,
     });

@@ -6,9 +6,9 @@
  * Datagrams sent before the channel is allocated wait (a few only).
  */
 import type { Event } from '../../domain/events.js';
-import { AF_INET, AF_INET6, type Frame } from '../../domain/mux/index.js';
+import type { Frame } from '../../domain/mux/index.js';
 import type { Endpoint } from '../../domain/ports.js';
-import type { Family } from '../../domain/subnet.js';
+import { afOf, type Family } from '../../domain/subnet.js';
 import type { MuxDriver } from './mux-driver.js';
 
 /** Datagrams held per session while its channel is being allocated. */
@@ -84,7 +84,7 @@ export const makeUdpChannels = (
       byChannel.set(channel, id);
       mux()?.dispatch({
         kind: 'send',
-        frame: { kind: 'UDP_OPEN', channel, family: u.family === 4 ? AF_INET : AF_INET6 },
+        frame: { kind: 'UDP_OPEN', channel, family: afOf(u.family) },
       });
       emit({ kind: 'udp.opened', t: now(), id });
       for (const p of u.pending) send(channel, p.dst, p.chunk);
