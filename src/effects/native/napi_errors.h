@@ -1,8 +1,8 @@
 /*
- * Errors thrown by our addons look like Node's own system errors: an Error
- * whose message names the call and the errno, with `code` (the errno name,
- * or ERRNO_<n>), `errno` (negative, as libuv's) and `syscall` set.
- * Shared by the addons, each of which includes it once.
+ * What our addons share: argument checks and errors. Errors look like Node's
+ * own system errors: an Error whose message names the call and the errno,
+ * with `code` (the errno name, or ERRNO_<n>), `errno` (negative, as libuv's)
+ * and `syscall` set. Each addon includes this once, after defining ADDON_NAME.
  */
 #ifndef SSHUTTLE_NAPI_ERRORS_H
 #define SSHUTTLE_NAPI_ERRORS_H
@@ -21,6 +21,24 @@
       return NULL;                                                                         \
     }                                                                                      \
   } while (0)
+
+/*
+ * Reads the call's first `n` arguments into argv; fewer is a TypeError
+ * (ERR_MISSING_ARGS) naming the expected `usage`, and returns 0.
+ */
+static int get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv,
+                    const char *usage) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, NULL, ADDON_NAME ": N-API call failed: napi_get_cb_info");
+    return 0;
+  }
+  if (argc < n) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", usage);
+    return 0;
+  }
+  return 1;
+}
 
 static const char *errno_name(int e) {
   switch (e) {

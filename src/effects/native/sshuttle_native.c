@@ -243,14 +243,8 @@ static napi_value fail_fd(napi_env env, int fd, int e, const char *syscall) {
 #define UDP_RCVBUF (4 * 1024 * 1024)
 
 static napi_value transparent_socket(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS",
-                          "expected (family, kind, ip, port, backlog)");
-    return NULL;
-  }
+  if (!get_args(env, info, 5, argv, "expected (family, kind, ip, port, backlog)")) return NULL;
   int32_t family, port, backlog;
   char kind[8], ip[INET6_ADDRSTRLEN + 1];
   if (!get_int_arg(env, argv[0], &family, "family") ||
@@ -586,14 +580,9 @@ static int reply_socket(int family, const struct sockaddr_storage *from, socklen
 }
 
 static napi_value send_from(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 6) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS",
-                          "expected (family, fromIp, fromPort, toIp, toPort, data)");
+  if (!get_args(env, info, 6, argv, "expected (family, fromIp, fromPort, toIp, toPort, data)"))
     return NULL;
-  }
   int32_t family, fport, tport;
   char fip[INET6_ADDRSTRLEN + 1], tip[INET6_ADDRSTRLEN + 1];
   if (!get_int_arg(env, argv[0], &family, "family") ||

@@ -52,13 +52,9 @@ static uint32_t count_terminals(const uint8_t *p, size_t len) {
 }
 
 static napi_value netlink_talk(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) {
-    napi_throw_type_error(env, NULL, "netlinkTalk(protocol, request, terminals, timeoutMs)");
+  if (!get_args(env, info, 4, argv, "netlinkTalk(protocol, request, terminals, timeoutMs)"))
     return NULL;
-  }
   int32_t protocol, terminals, timeout_ms;
   void *request;
   size_t request_len;

@@ -24,13 +24,8 @@
 
 
 static napi_value send_datagram(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, NULL, "sendDatagram(path, buffer)");
-    return NULL;
-  }
+  if (!get_args(env, info, 2, argv, "sendDatagram(path, buffer)")) return NULL;
   struct sockaddr_un addr;
   memset(&addr, 0, sizeof addr);
   addr.sun_family = AF_UNIX;
