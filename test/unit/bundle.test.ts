@@ -11,6 +11,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -99,5 +100,17 @@ describe('the bundled program', () => {
     expect(chunk('firewall-main')).not.toContain('forwardOut(');
     // rxjs as ES modules, tree-shaken, not its whole CommonJS build.
     expect(main + chunk('client')).not.toContain('node_modules/rxjs/dist/cjs');
+  });
+
+  it("loads only ssh2's client, not its index (which pulls in Node's http, https and tls)", () => {
+    // The client chunk as a run loads it: main.mjs imports it on demand.
+    const client = readdirSync(join(copy, 'dist/bundle')).find((f) => f.startsWith('client-'));
+    expect(client).toBeDefined();
+    const probe = `await import(${JSON.stringify(join(copy, 'dist/bundle', client ?? ''))});
+      const loaded = process.moduleLoadList.filter((m) => /^NativeModule (http|https|tls|_tls_wrap)$/.test(m));
+      process.stdout.write(JSON.stringify(loaded));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual([]);
   });
 });

@@ -5,12 +5,10 @@
  * terminal when there is one. Keeps a list of what was tried for the error.
  */
 import { readFileSync } from 'node:fs';
-import ssh2, { type AnyAuthMethod, type AuthHandlerMiddleware, type ParsedKey } from 'ssh2';
-
-// ssh2 is CommonJS: Node's ESM loader does not see `utils` as a named export.
-const { utils } = ssh2;
+import type { AnyAuthMethod, AuthHandlerMiddleware, ParsedKey } from 'ssh2';
 
 import type { ResolvedHost } from '../../domain/ssh-config.js';
+import { parseKey } from './ssh2-client.js';
 import type { Prompter, SshLog } from './types.js';
 
 type Method = 'none' | 'publickey' | 'keyboard-interactive' | 'password';
@@ -169,7 +167,7 @@ const loadKey = async (
     log(explicit ? 'warn' : 'debug', `identity file ${path} not readable: ${code ?? String(e)}`);
     return null;
   }
-  let parsed = firstKey(utils.parseKey(data));
+  let parsed = firstKey(parseKey(data));
   if (!(parsed instanceof Error)) return parsed;
   if (!/no passphrase given/i.test(parsed.message)) {
     log('warn', `cannot use identity file ${path}: ${parsed.message}`);
@@ -182,7 +180,7 @@ const loadKey = async (
   for (let attempt = 0; attempt < 3; attempt++) {
     const pass = await prompt.readLine(`Enter passphrase for key '${path}': `, { secret: true });
     if (pass === null || pass === '') return null;
-    parsed = firstKey(utils.parseKey(data, pass));
+    parsed = firstKey(parseKey(data, pass));
     if (!(parsed instanceof Error)) return parsed;
     log('warn', `bad passphrase for ${path}`);
   }

@@ -8,7 +8,7 @@ import { isIP, Socket } from 'node:net';
 import { hostname as osHostname, userInfo } from 'node:os';
 import type { Duplex } from 'node:stream';
 import * as E from 'fp-ts/lib/Either.js';
-import { Client, type ClientChannel } from 'ssh2';
+import type { ClientChannel } from 'ssh2';
 import type { Remote } from '../../domain/config.js';
 import { planHops, type ResolvedHost } from '../../domain/ssh-config.js';
 import { algorithmsFor, logCryptoStatus } from './algorithms.js';
@@ -16,6 +16,7 @@ import { makeAuth } from './auth.js';
 import { coalesceWrites } from './coalesce.js';
 import { loadSshConfig } from './config-file.js';
 import { makeHostKeyCheck } from './host-keys.js';
+import { Client } from './ssh2-client.js';
 import {
   oneLine,
   type Prompter,
