@@ -195,9 +195,16 @@ const maybeInstall = (s: SessionState): Step => {
   ];
 };
 
+/**
+ * Whether captured traffic can go through: the tunnel is up, and the rules
+ * are in or going in. Traffic can arrive while they go in (a rule is active
+ * as soon as it is added); the transport carries it then as well as after.
+ */
+const carrying = (s: SessionState): boolean => s.phase === 'running' || s.phase === 'installing';
+
 const onAccept = (s: SessionState, e: EventOf<'conn.accept'>): Step => {
   const totals = { ...s.totals, accepted: s.totals.accepted + 1 };
-  if (e.dstIsSelf || s.phase !== 'running') {
+  if (e.dstIsSelf || !carrying(s)) {
     const msg = e.dstIsSelf
       ? `connection to ${e.dst.ip}:${e.dst.port} is a loop (that is my own address): closed`
       : s.phase === 'reconnecting'
@@ -344,7 +351,7 @@ const onDnsQuery = (s: SessionState, e: EventOf<'dns.query'>): Step => {
       ],
     ];
   }
-  if (e.name === null || s.phase !== 'running') {
+  if (e.name === null || !carrying(s)) {
     return [
       { ...s, totals: { ...totals, dnsFailed: totals.dnsFailed + 1 } },
       [
@@ -658,7 +665,7 @@ export const reduceSession = (s0: SessionState, e: Event): Step => {
     case 'udp.data':
     case 'udp.closed':
     case 'tick': {
-      const [udp, cmds] = reduceUdp(s.udp, e, s.phase === 'running', UDP_IDLE_MS);
+      const [udp, cmds] = reduceUdp(s.udp, e, carrying(s), UDP_IDLE_MS);
       return [udp === s.udp ? s : { ...s, udp }, cmds];
     }
   }

@@ -49,6 +49,20 @@ describe('session startup', () => {
     expect(commands.flat().some((c) => c.kind === 'fw.setup')).toBe(false);
   });
 
+  it('carries a connection that the first rules redirect while the rest go in', () => {
+    // ssh is up before any rule goes in; sshuttle too serves such connections.
+    const { state, last } = fold([...startup.slice(0, 4), accept(1, 3.5)]);
+    expect(state.phase).toBe('installing');
+    expect(kinds(last)).toEqual(['chan.open', 'log']);
+    const after = fold([...startup.slice(0, 4), accept(1, 3.5), startup[4] as Event]);
+    expect(after.state.conns.has(1)).toBe(true);
+  });
+
+  it('closes a connection that arrives before ssh is up', () => {
+    const { last } = fold([...startup.slice(0, 3), accept(1, 2.5)]);
+    expect(last.find((c) => c.kind === 'close')).toMatchObject({ id: 1, abort: true });
+  });
+
   it.each([
     [{ kind: 'ssh.failed', t: 3, message: 'auth failed' }],
     [{ kind: 'fw.failed', t: 3, message: 'nft: not found' }],
