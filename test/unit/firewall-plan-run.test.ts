@@ -2,7 +2,7 @@
  * The step runner and method selection, with harmless commands (true, false,
  * printf) only: no root, no firewall touched.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isLeft, isRight } from 'fp-ts/lib/Either.js';
@@ -126,6 +126,67 @@ describe('runSteps', () => {
       { env, log, shouldStop: () => n++ > 0 },
     );
     expect(r).toEqual({ _tag: 'Left', left: 'stopped' });
+  });
+});
+
+describe('runSteps with nft steps', () => {
+  /** A fake `nft` first on PATH: it records each call (args, then stdin) and exits with `code`. */
+  const fakeNft = (code: number) => {
+    const dir = mkdtempSync(join(tmpdir(), 'fake-nft-'));
+    const calls = join(dir, 'calls');
+    writeFileSync(
+      join(dir, 'nft'),
+      `#!/bin/sh\n{ echo "ARGS $*"; [ "$2" = "-" ] && cat; } >> ${calls}\nexit ${code}\n`,
+      { mode: 0o755 },
+    );
+    const fakeEnv = firewallEnv({ PATH: `${dir}:/usr/bin:/bin` });
+    const read = () => readFileSync(calls, 'utf8');
+    return { fakeEnv, read, done: () => rmSync(dir, { recursive: true, force: true }) };
+  };
+  const steps: Step[] = [
+    { argv: ['nft', 'add', 'table', 'inet', 't'], fatal: true },
+    {
+      argv: ['nft', 'add', 'chain', 'inet', 't', 'c', '{ type nat hook output priority -100; }'],
+      fatal: true,
+    },
+    { argv: ['nft', 'add', 'rule', 'inet', 't', 'c', 'return'], fatal: true },
+  ];
+
+  it('runs consecutive ones as one nft -f - transaction, logging each command', async () => {
+    const nft = fakeNft(0);
+    const { lines, log } = collect();
+    const r = await runSteps(steps, { env: nft.fakeEnv, log });
+    expect(isRight(r)).toBe(true);
+    expect(nft.read()).toBe(
+      'ARGS -f -\nadd table inet t\nadd chain inet t c { type nat hook output priority -100; }\nadd rule inet t c return\n',
+    );
+    expect(lines.filter((l) => l.startsWith('1 >> nft add'))).toHaveLength(3);
+    nft.done();
+  });
+
+  it('a failing transaction is one error that says nothing was applied', async () => {
+    const nft = fakeNft(1);
+    const { log } = collect();
+    const r = await runSteps(steps, { env: nft.fakeEnv, log });
+    expect(r).toEqual({ _tag: 'Left', left: 'nft -f - returned 1 (3 commands, none applied)' });
+    nft.done();
+  });
+
+  it('in restore mode runs them one by one, so one failing does not keep the rest from running', async () => {
+    const nft = fakeNft(0);
+    const { log } = collect();
+    await runSteps(steps, { env: nft.fakeEnv, log, keepGoing: true });
+    expect(
+      nft
+        .read()
+        .split('\n')
+        .filter((l) => l.startsWith('ARGS')),
+    ).toEqual([
+      'ARGS add table inet t',
+      'ARGS add chain inet t c { type nat hook output priority -100; }',
+      'ARGS add rule inet t c return',
+    ]);
+    nft.done();
   });
 });
 

@@ -8,6 +8,13 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import { type Probe, type Step, showArgv } from '../../domain/firewall-plan.js';
+import {
+  batchNft,
+  isBatch,
+  NFT_SCRIPT_ARGV,
+  type NftBatch,
+  nftScript,
+} from '../../domain/nft-batch.js';
 
 // ---------------------------------------------------------------------------
 // environment
@@ -58,8 +65,15 @@ export interface CommandResult {
 
 const STDERR_TAIL = 4096;
 
-/** Run `argv` (no shell), collecting stdout and a stderr tail. Never rejects. */
-export const runCommand = (argv: readonly string[], env: FirewallEnv): Promise<CommandResult> =>
+/**
+ * Run `argv` (no shell), with `input` on its stdin (none by default),
+ * collecting stdout and a stderr tail. Never rejects.
+ */
+export const runCommand = (
+  argv: readonly string[],
+  env: FirewallEnv,
+  input?: string,
+): Promise<CommandResult> =>
   new Promise((resolve) => {
     const [cmd, ...args] = argv;
     if (cmd === undefined) {
@@ -69,9 +83,16 @@ export const runCommand = (argv: readonly string[], env: FirewallEnv): Promise<C
     const out: Buffer[] = [];
     let err = '';
     let spawnError: string | null = null;
-    const child = spawn(cmd, args, { env, shell: false, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => {
+    const child = spawn(cmd, args, {
+      env,
+      shell: false,
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] as const,
+    });
+    // EPIPE from a command that exits without reading shows as its exit code.
+    child.stdin?.on('error', () => {});
+    child.stdin?.end(input);
+    child.stdout?.on('data', (b: Buffer) => out.push(b));
+    child.stderr?.on('data', (b: Buffer) => {
       err = (err + b.toString('utf8')).slice(-STDERR_TAIL);
     });
     child.on('error', (e) => {
@@ -111,8 +132,17 @@ const probeMatches = (probe: Probe, stdout: string): boolean =>
     .split('\n')
     .some((l) => (probe.match === 'exact' ? l === probe.line : l.startsWith(probe.line)));
 
+/** Runs a batch as one `nft -f -`; the log shows its commands as single steps would. */
+const runBatch = async (batch: NftBatch, opts: RunOptions): Promise<string | null> => {
+  for (const s of batch.steps) opts.log(1, `>> ${showArgv(s.argv)}`);
+  const r = await runCommand(NFT_SCRIPT_ARGV, opts.env, nftScript(batch));
+  const why = failure(NFT_SCRIPT_ARGV, r);
+  return why === null ? null : `${why} (${batch.steps.length} commands, none applied)`;
+};
+
 /**
- * Run `steps` in order. A failing fatal step ends the run with Left (or, with
+ * Run `steps` in order; consecutive nft steps that must succeed run as one
+ * transaction (src/domain/nft-batch.ts), except in restore mode. A failing fatal step ends the run with Left (or, with
  * `keepGoing`, is remembered while the rest still run); a failing non-fatal
  * step is logged. A probe is asked once and its answer reused by the gated
  * steps that follow, until an ungated step runs (that may change the answer).
@@ -134,8 +164,16 @@ export const runSteps = async (
     return answer;
   };
 
-  for (const step of steps) {
+  // One transaction per run of nft steps, unless every step must be tried.
+  const runs = opts.keepGoing === true ? steps : batchNft(steps);
+  for (const step of runs) {
     if (opts.shouldStop?.() === true) return E.left('stopped');
+    if (isBatch(step)) {
+      cached = null;
+      const problem = await runBatch(step, opts);
+      if (problem !== null) return E.left(problem);
+      continue;
+    }
     let problem: string | null = null;
     if (step.when === undefined) {
       cached = null;
