@@ -109,7 +109,9 @@ describe('the bundled program', () => {
     const probe = `await import(${JSON.stringify(join(copy, 'dist/bundle', client ?? ''))});
       const loaded = process.moduleLoadList.filter((m) => /^NativeModule (http|https|tls|_tls_wrap)$/.test(m));
       process.stdout.write(JSON.stringify(loaded));`;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], {
+      encoding: 'utf8',
+    });
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual([]);
   });
