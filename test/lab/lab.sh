@@ -131,6 +131,10 @@ PidFile $DIR/sshd.pid
 MaxStartups 100:30:200
 MaxSessions 100
 Subsystem sftp internal-sftp
+# Sessions run root's shell start-up (bash reads ~/.bashrc under sshd). Where
+# that runs \`pyenv rehash\`, a rehash killed half-way (the reconnect tests kill
+# sshd's sessions) leaves a lock every later session waited 60 s on.
+SetEnv PYENV_REHASH_TIMEOUT=0
 EOF
   ip netns exec $S /usr/sbin/sshd -f "$DIR/sshd_config" </dev/null >/dev/null
   cat >"$DIR/ssh_config" <<EOF
