@@ -22,7 +22,8 @@ export type PlannedRun = Step | NftBatch;
 
 export const NFT_SCRIPT_ARGV = ['nft', '-f', '-'] as const;
 
-const batchable = (s: Step): boolean =>
+/** Whether `s` may go into a batch: an nft command that must succeed, with no probe. */
+export const isBatchable = (s: Step): boolean =>
   s.fatal &&
   s.when === undefined &&
   s.argv[0] === 'nft' &&
@@ -41,7 +42,7 @@ export const batchNft = (steps: readonly Step[]): PlannedRun[] => {
     run = [];
   };
   for (const s of steps) {
-    if (batchable(s)) {
+    if (isBatchable(s)) {
       run.push(s);
       continue;
     }

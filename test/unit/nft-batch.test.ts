@@ -6,7 +6,13 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import type { Step } from '../../src/domain/firewall-plan.js';
-import { batchNft, isBatch, nftScript, type PlannedRun } from '../../src/domain/nft-batch.js';
+import {
+  isBatchable as batchable,
+  batchNft,
+  isBatch,
+  nftScript,
+  type PlannedRun,
+} from '../../src/domain/nft-batch.js';
 
 const probe = { argv: ['nft', 'list', 'tables'], line: 'table inet t', match: 'exact' } as const;
 
@@ -20,13 +26,6 @@ const argvArb = fc
 const stepArb: fc.Arbitrary<Step> = fc
   .tuple(argvArb, fc.boolean(), fc.boolean())
   .map(([argv, fatal, gated]) => (gated ? { argv, fatal, when: probe } : { argv, fatal }));
-
-const batchable = (s: Step): boolean =>
-  s.fatal &&
-  s.when === undefined &&
-  s.argv[0] === 'nft' &&
-  s.argv.length > 1 &&
-  s.argv.every((a) => !a.includes('\n'));
 
 const flatten = (runs: readonly PlannedRun[]): Step[] =>
   runs.flatMap((r) => (isBatch(r) ? [...r.steps] : [r]));
@@ -60,6 +59,7 @@ describe('batchNft', () => {
     const gated: Step = { argv: ['nft', 'delete', 'table', 'inet', 't'], fatal: true, when: probe };
     const optional: Step = { argv: ['nft', 'add', 'x'], fatal: false };
     const other: Step = { argv: ['ip', 'rule', 'add'], fatal: true };
+    const twoLines: Step = { argv: ['nft', 'add', 'a\nb'], fatal: true };
     const runs = batchNft([
       gated,
       add('a'),
@@ -69,6 +69,7 @@ describe('batchNft', () => {
       other,
       add('d'),
       add('e'),
+      twoLines,
     ]);
     expect(runs.map((r) => (isBatch(r) ? r.steps.length : r.argv.join(' ')))).toEqual([
       'nft delete table inet t',
@@ -77,6 +78,7 @@ describe('batchNft', () => {
       'nft add c',
       'ip rule add',
       2,
+      'nft add a\nb',
     ]);
   });
 });

@@ -142,9 +142,9 @@ const runBatch = async (batch: NftBatch, opts: RunOptions): Promise<string | nul
 
 /**
  * Run `steps` in order; consecutive nft steps that must succeed run as one
- * transaction (src/domain/nft-batch.ts), except in restore mode. A failing fatal step ends the run with Left (or, with
- * `keepGoing`, is remembered while the rest still run); a failing non-fatal
- * step is logged. A probe is asked once and its answer reused by the gated
+ * transaction (src/domain/nft-batch.ts), except in restore mode. A failing
+ * fatal step ends the run with Left (or, with `keepGoing`, is remembered
+ * while the rest still run); a failing non-fatal step is logged. A probe is asked once and its answer reused by the gated
  * steps that follow, until an ungated step runs (that may change the answer).
  */
 export const runSteps = async (
