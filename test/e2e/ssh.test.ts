@@ -135,6 +135,8 @@ const startSshd = async (
       `AuthorizedKeysFile ${authorizedKeys}`,
       'AllowTcpForwarding yes',
       'LogLevel DEBUG1',
+      // As in test/lab/lab.sh: sessions must not wait on a stale pyenv lock.
+      'SetEnv PYENV_REHASH_TIMEOUT=0',
       ...extra,
       '',
     ].join('\n'),
