@@ -41,6 +41,7 @@ import { firewallEnv, type Log, runSteps } from '../effects/firewall/run-steps.j
 import { selectMethod } from '../effects/firewall/select-method.js';
 import { dropStaleConntrack } from '../effects/firewall/stale-conntrack.js';
 import { tproxyPreflight } from '../effects/firewall/tproxy-preflight.js';
+import { describeReleased, releaseStartupPages } from '../effects/startup-pages.js';
 
 // ---------------------------------------------------------------------------
 // arguments
@@ -342,6 +343,14 @@ export const runFirewall = async (argv: readonly string[]): Promise<number> => {
         if (method.right === 'nft' || method.right === 'nat') dropStale(req.right, touched, log);
         if (req.right.nameservers.length > 0) await flushResolverCache(env, log);
         safeWrite(process.stdout, `${encodeStarted()}\n`);
+        // From here it waits for the client's whole session: keep mapped only what that uses.
+        const released = releaseStartupPages();
+        log(
+          1,
+          E.isRight(released)
+            ? describeReleased(released.right)
+            : `start-up pages stay mapped: ${released.left}`,
+        );
         code = await waitForEnd(input, log, (h) => {
           hosts.set(h.name, h.ip);
           try {

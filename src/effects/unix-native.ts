@@ -1,7 +1,8 @@
 /**
  * The `sshuttle_unix` addon (src/effects/native/sshuttle_unix.c): one
- * datagram to a Unix socket (sd_notify, syslog) and setsid(). Loaded once,
- * lazily; Left says how to get it when it is not built.
+ * datagram to a Unix socket (sd_notify, syslog), setsid() and madvise
+ * (startup-pages.ts). Loaded once, lazily; Left says how to get it when it
+ * is not built.
  */
 import * as E from 'fp-ts/lib/Either.js';
 import { addonLoader } from './addon-loader.js';
@@ -9,6 +10,8 @@ import { addonLoader } from './addon-loader.js';
 export interface UnixAddon {
   readonly sendDatagram: (path: string, data: Buffer) => void;
   readonly setsid: () => number;
+  /** madvise(start, length, MADV_DONTNEED); throws with the errno's code. */
+  readonly dropPages: (start: bigint, length: number) => void;
 }
 
 export const unixAddon = addonLoader<UnixAddon>('sshuttle_unix');

@@ -220,6 +220,10 @@ describeLab('direct transport', (lab: LabHandle) => {
         expect(t.out.stderr).toMatch(
           new RegExp(`IPv${family}: dropped 1 of 1 stale conntrack entries`),
         );
+        // Client and firewall helper unmapped their start-up pages before
+        // "Connected to server." and the tunnel worked after that.
+        expect(t.out.stderr).toMatch(/"msg":"unmapped start-up pages of the node runtime/);
+        expect(t.out.stderr).toMatch(/fw: unmapped start-up pages of the node runtime/);
         await stop(t);
         await rulesGoneWithin(2_000);
       } finally {

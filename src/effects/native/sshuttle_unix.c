@@ -1,11 +1,14 @@
 /*
- * Two process-level calls Node lacks, for running in the background:
+ * Process-level calls Node lacks (running in the background, memory):
  *
  *   sendDatagram(path, buffer) -> undefined   one datagram to a Unix datagram
  *                                             socket (sd_notify's $NOTIFY_SOCKET,
  *                                             syslog's /dev/log); a leading '@'
  *                                             names an abstract socket
  *   setsid()                   -> number      a new session (leave the terminal)
+ *   dropPages(start, length)   -> undefined   madvise(MADV_DONTNEED) on our own
+ *                                             mapping (start a bigint address):
+ *                                             the caller checks it is safe
  *
  * Failures throw an Error with `code` (errno name when known) and `syscall`.
  * A separate module from sshuttle_native.c, so the socket-option addon and
@@ -16,8 +19,10 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -73,10 +78,31 @@ static napi_value do_setsid(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value drop_pages(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv, "dropPages(start, length)")) return NULL;
+  uint64_t start = 0;
+  bool lossless = false;
+  int64_t length = 0;
+  if (napi_get_value_bigint_uint64(env, argv[0], &start, &lossless) != napi_ok || !lossless ||
+      napi_get_value_int64(env, argv[1], &length) != napi_ok || length <= 0) {
+    napi_throw_type_error(env, NULL, "dropPages: start must be a bigint, length a positive number");
+    return NULL;
+  }
+  if (madvise((void *)(uintptr_t)start, (size_t)length, MADV_DONTNEED) != 0) {
+    throw_errno(env, errno, "madvise");
+    return NULL;
+  }
+  napi_value undef;
+  CHECK(napi_get_undefined(env, &undef));
+  return undef;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sendDatagram", NULL, send_datagram, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setsid", NULL, do_setsid, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"dropPages", NULL, drop_pages, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;
