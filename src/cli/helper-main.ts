@@ -27,6 +27,7 @@ import { defaultMuxConfig } from '../domain/mux/index.js';
 import { parseResolvConf } from '../domain/resolv-conf.js';
 import { routesToWire } from '../domain/routes.js';
 import { SERVER_UDP_IDLE_MS } from '../domain/udp-sessions.js';
+import { coalesceWrites } from '../effects/coalesce-writes.js';
 import { parseHelperArgs } from '../effects/helper/command.js';
 import { type RoleCommand, startMuxDriver } from '../effects/helper/mux-driver.js';
 import {
@@ -70,6 +71,8 @@ export const runHelper = (argv: readonly string[]): void => {
     sockets.set(c.channel, sock);
     let error: string | null = null;
     sock.setNoDelay(true);
+    // One pipe read carries several frames for a socket: one writev for them.
+    coalesceWrites(sock);
     sock.on('data', (bytes: Buffer) =>
       mux.dispatch({ kind: 'localData', channel: c.channel, bytes }),
     );

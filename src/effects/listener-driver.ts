@@ -12,6 +12,7 @@ import type { Command, ListenAddr } from '../domain/commands.js';
 import { dnsSourceAllowed } from '../domain/dns-capture.js';
 import { summarizeDns } from '../domain/dns-message.js';
 import type { Event } from '../domain/events.js';
+import { coalesceWrites } from './coalesce-writes.js';
 import { originalDestination } from './original-dst.js';
 import { bindSearching } from './port-search.js';
 import type { StreamsDriver } from './streams-driver.js';
@@ -110,6 +111,7 @@ export const makeListenerDriver = (now: () => number, streams: StreamsDriver): L
     (socket: net.Socket, listenPort: number) => {
       const id = nextId++;
       socket.setNoDelay(true);
+      coalesceWrites(socket);
       streams.attach(id, 'local', socket);
       // tproxy keeps the destination address on the accepted socket itself.
       const dst =

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { coalesceWrites } from '../../src/effects/ssh/coalesce.js';
+import { coalesceWrites } from '../../src/effects/coalesce-writes.js';
 
 /** A sink that records each system-call-sized write it gets (one per _write/_writev). */
 const sink = () => {

@@ -1,3 +1,4 @@
+import { fc, it as itProp } from '@fast-check/vitest';
 import * as E from 'fp-ts/lib/Either.js';
 import { describe, expect, it } from 'vitest';
 import { BANNER, feed, initialDecoder } from '../../src/domain/mux/decoder.js';
@@ -5,6 +6,7 @@ import { type Caps, decodeFrame, encodeFrame, type Frame } from '../../src/domai
 import {
   channelCount,
   defaultMuxConfig,
+  frameShare,
   initMux,
   type MuxCommand,
   type MuxConfig,
@@ -300,7 +302,8 @@ describe('credit mode', () => {
     const ch = open(c);
     const fs = sent(c.do(data(ch, 30_000)));
     const sizes = fs.flatMap((f) => (f.kind === 'TCP_DATA' ? [f.data.length] : []));
-    expect(sizes).toEqual([4096, 4096, 1808]);
+    // 30,000 bytes in 4 KiB frames are 8 frames of 3,750; the window takes 10,000.
+    expect(sizes).toEqual([3750, 3750, 2500]);
     expect(sent(c.do(data(ch, 10)))).toEqual([]);
     expect(dataBytes(sent(c.recv({ kind: 'CREDIT', channel: ch, bytes: 5000 })))).toBe(5000);
     // A broken peer granting more than a window cannot push us past it.
@@ -317,6 +320,33 @@ describe('credit mode', () => {
     expect(w[0]!.chunks.some((p) => p.buffer === chunk.buffer)).toBe(true);
     expect(sent(cmds).map((f) => f.kind)).toEqual(['TCP_DATA']);
   });
+
+  it('sends a chunk over the frame size as equal frames, not a full one and a remainder', () => {
+    const c = creditClient({ credit: 1 << 20, frame: 65535 });
+    const ch = open(c);
+    const sizes = sent(
+      c.do({ kind: 'localData', channel: ch, bytes: Buffer.alloc(65536, 7) }),
+    ).flatMap((f) => (f.kind === 'TCP_DATA' ? [f.data.length] : []));
+    expect(sizes).toEqual([32768, 32768]);
+  });
+
+  itProp.prop([fc.integer({ min: 0, max: 1 << 20 }), fc.integer({ min: 16, max: 70_000 })])(
+    'frameShare: a chunk goes in the fewest frames of at most max, sizes within one byte',
+    (length, max) => {
+      const sizes: number[] = [];
+      for (let left = length; left > 0; ) {
+        const n = frameShare(left, max);
+        sizes.push(n);
+        left -= n;
+      }
+      expect(sizes.reduce((a, b) => a + b, 0)).toBe(length);
+      expect(sizes).toHaveLength(Math.ceil(length / max));
+      expect(sizes.every((n) => n >= 1 && n <= max)).toBe(true);
+      const spread =
+        sizes.reduce((a, n) => Math.max(a, n), 0) - sizes.reduce((a, n) => Math.min(a, n), max);
+      if (sizes.length > 0) expect(spread).toBeLessThanOrEqual(1);
+    },
+  );
 
   it('grants CREDIT as the local consumer drains, once a quarter window has drained', () => {
     const c = creditClient({ credit: 1000, frame: 1000 }, { creditWindow: 8000 });

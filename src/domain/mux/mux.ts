@@ -453,15 +453,29 @@ const EMPTY = new Uint8Array(0);
 const ready = (ctx: Ctx, c: MuxChannel): boolean =>
   c.connectSent && !c.sendShut && c.queued > 0 && (ctx.s.mode !== 'credit' || c.sendCredit > 0);
 
+/**
+ * How much of a `length`-byte chunk the next frame carries, at most `max`:
+ * a chunk over `max` goes as equal frames rather than full ones and a
+ * remainder (a 64 KiB socket read was a 65535-byte frame and a 1-byte one,
+ * which the far side wrote to its socket as a separate system call and TCP
+ * segment).
+ */
+export const frameShare = (length: number, max: number): number =>
+  length <= max ? length : Math.ceil(length / Math.ceil(length / max));
+
 /** Sends the next TCP_DATA frame of `c` (which is `ready`). */
 const sendData = (ctx: Ctx, c: Draft): void => {
-  const peerFrame = ctx.s.peer?.frame ?? MAX_PAYLOAD;
-  const limit =
-    ctx.s.mode === 'credit'
-      ? Math.min(ctx.s.config.maxFrame, peerFrame, c.sendCredit)
-      : STOCK_DATA_MAX;
   const head = c.queue[0]!;
-  const n = Math.min(head.length, limit);
+  const n =
+    ctx.s.mode === 'credit'
+      ? Math.min(
+          frameShare(
+            head.length,
+            Math.min(ctx.s.config.maxFrame, ctx.s.peer?.frame ?? MAX_PAYLOAD),
+          ),
+          c.sendCredit,
+        )
+      : Math.min(head.length, STOCK_DATA_MAX);
   if (n === head.length) c.queue.shift();
   else c.queue[0] = head.subarray(n);
   c.queued -= n;
