@@ -16,6 +16,7 @@ import { algorithmsFor, logCryptoStatus } from './algorithms.js';
 import { makeAuth } from './auth.js';
 import { loadSshConfig } from './config-file.js';
 import { makeHostKeyCheck } from './host-keys.js';
+import { poolPackets } from './packet-pool.js';
 import { Client } from './ssh2-client.js';
 import {
   oneLine,
@@ -120,6 +121,7 @@ export const connectSsh = async (
       via: i > 0 ? label(hops[i - 1]!) : null,
     });
     if (E.isLeft(client)) return abort(client.left);
+    poolPackets((client.right as unknown as { _protocol?: object })._protocol ?? {}, sock);
     clients.push(client.right);
   }
 
