@@ -14,7 +14,8 @@
  * MADV_DONTNEED on a private mapping throws away copy-on-write pages and
  * maps the file's bytes again, so a RELRO segment (relocated, then made
  * read-only: `r--p` with `Anonymous: 8 kB`) would lose its relocations.
- * A mapping whose `Anonymous:` line is missing is never chosen.
+ * Such pages may also be swapped out, so `Swap:` must be 0 too. A mapping
+ * whose `Anonymous:` or `Swap:` line is missing is never chosen.
  */
 
 export interface PageRange {
@@ -30,16 +31,18 @@ export const isRuntimeFile =
     path === execPath || /\/libnode\.so(\.\d+)*$/.test(path);
 
 const HEADER = /^([0-9a-f]+)-([0-9a-f]+) ([r-][w-][x-][ps]) \S+ \S+ \S+\s*(.*)$/;
-const ANONYMOUS = /^Anonymous:\s+(\d+) kB$/;
+const PRIVATE_COPIES = /^(Anonymous|Swap):\s+(\d+) kB$/;
 
 interface Candidate extends PageRange {
   readonly eligible: boolean;
   anonymousKb: number | null;
+  swapKb: number | null;
 }
 
 /**
  * The ranges of `/proc/self/smaps` text that may be dropped: mappings of a
- * file `isRuntime` accepts, private, not writable, with `Anonymous: 0 kB`.
+ * file `isRuntime` accepts, private, not writable, with `Anonymous: 0 kB`
+ * and `Swap: 0 kB`.
  */
 export const droppableRanges = (
   smaps: string,
@@ -63,15 +66,18 @@ export const droppableRanges = (
         path: path.trim(),
         eligible: perms[1] === '-' && perms[3] === 'p' && isRuntime(path.trim()),
         anonymousKb: null,
+        swapKb: null,
       };
       all.push(current);
       continue;
     }
-    const anonymous = ANONYMOUS.exec(line);
-    if (anonymous !== null && current !== null) current.anonymousKb = Number(anonymous[1]);
+    const copies = PRIVATE_COPIES.exec(line);
+    if (copies === null || current === null) continue;
+    if (copies[1] === 'Anonymous') current.anonymousKb = Number(copies[2]);
+    else current.swapKb = Number(copies[2]);
   }
   return all
-    .filter((c) => c.eligible && c.anonymousKb === 0 && c.end > c.start)
+    .filter((c) => c.eligible && c.anonymousKb === 0 && c.swapKb === 0 && c.end > c.start)
     .map(({ start, end, path }) => ({ start, end, path }));
 };
 

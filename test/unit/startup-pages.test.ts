@@ -1,6 +1,7 @@
 /**
  * Unmapping the Node runtime's start-up pages: which mappings may go (a
- * private, read-only mapping of the runtime with no copy-on-write page), and
+ * private, read-only mapping of the runtime with no copy-on-write page,
+ * resident or swapped), and
  * that a process that did it has fewer resident file pages and keeps working.
  */
 import { spawnSync } from 'node:child_process';
@@ -19,34 +20,42 @@ const SMAPS = `00400000-00b6f000 r--p 00000000 fe:00 260689                     
 Size:               7612 kB
 Rss:                7160 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 00b72000-025fe000 r-xp 00772000 fe:00 260689                             /usr/bin/node
 Size:              27184 kB
 Rss:               22008 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 02601000-0563a000 r--p 02201000 fe:00 260689                             /usr/bin/node
 Size:              49380 kB
 Rss:               10872 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 0563a000-0563e000 r--p 05239000 fe:00 260689                             /usr/bin/node
 Size:                 16 kB
 Rss:                  16 kB
 Anonymous:            16 kB
+Swap:                  0 kB
 0563e000-0565d000 rw-p 0523d000 fe:00 260689                             /usr/bin/node
 Size:                124 kB
 Rss:                 124 kB
 Anonymous:            48 kB
+Swap:                  0 kB
 7f793c5f0000-7f793c782000 r-xp 00028000 fe:00 1311                       /usr/lib/x86_64-linux-gnu/libc.so.6
 Size:               1608 kB
 Rss:                1240 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 0565d000-05fd0000 rw-p 00000000 00:00 0                                  [heap]
 Size:               9676 kB
 Rss:                4224 kB
 Anonymous:          4224 kB
+Swap:                  0 kB
 7f7937e40000-7f7937fd2000 r-xp 014c4000 fe:00 260689                     /usr/bin/node
 Size:               1608 kB
 Rss:                 896 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 `;
 
 describe('droppableRanges', () => {
@@ -59,11 +68,23 @@ describe('droppableRanges', () => {
     ]);
   });
 
-  it('never takes a mapping whose Anonymous line is missing', () => {
+  it.each(['Anonymous:', 'Swap:'])('never takes a mapping whose %s line is missing', (field) => {
     const noField = SMAPS.split('\n')
-      .filter((l) => !l.startsWith('Anonymous:'))
+      .filter((l) => !l.startsWith(field))
       .join('\n');
     expect(droppableRanges(noField, isRuntime)).toEqual([]);
+  });
+
+  it('leaves a read-only runtime mapping with swapped-out private pages', () => {
+    const swapped = SMAPS.replace(
+      /(b72000-025fe000[\s\S]*?)Swap: +0 kB/,
+      '$1Swap:                  8 kB',
+    );
+    expect(droppableRanges(swapped, isRuntime).map((r) => r.start.toString(16))).toEqual([
+      '400000',
+      '2601000',
+      '7f7937e40000',
+    ]);
   });
 
   it('knows a shared libnode as the runtime, and nothing else by its name', () => {
@@ -89,6 +110,7 @@ describe('droppableRanges', () => {
       '',
     ),
     anonymousKb: fc.option(fc.nat(4096), { nil: undefined }),
+    swapKb: fc.option(fc.constantFrom(0, 0, 4, 1024), { nil: undefined }),
     rssKb: fc.nat(100_000),
   });
 
@@ -105,6 +127,8 @@ describe('droppableRanges', () => {
             `Size: ${m.pages * 4} kB`,
             `Rss: ${m.rssKb} kB`,
             ...(m.anonymousKb === undefined ? [] : [`Anonymous: ${m.anonymousKb} kB`]),
+            'AnonHugePages: 0 kB',
+            ...(m.swapKb === undefined ? [] : [`Swap: ${m.swapKb} kB`]),
             'VmFlags: rd mr mw me',
           ].join('\n');
         })
@@ -115,6 +139,7 @@ describe('droppableRanges', () => {
           m.priv &&
           m.pages > 0 &&
           m.anonymousKb === 0 &&
+          m.swapKb === 0 &&
           (m.path === NODE || m.path.includes('libnode.so')),
       );
       const got = droppableRanges(text, isRuntime);
