@@ -6,7 +6,7 @@
 import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { isLeft, isRight } from 'fp-ts/lib/Either.js';
+import { isLeft } from 'fp-ts/lib/Either.js';
 import { type Observable, Subject, tap } from 'rxjs';
 import type { Command, ListenAddr } from '../domain/commands.js';
 import type { Config, SubnetSpec } from '../domain/config.js';
@@ -26,7 +26,7 @@ import { makeLogger } from '../effects/logger.js';
 import { resolveOwner } from '../effects/owner.js';
 import { firewallCommand, helperLaunch } from '../effects/privilege.js';
 import { connectSshHere } from '../effects/ssh/connect-here.js';
-import { describeReleased, releaseStartupPages } from '../effects/startup-pages.js';
+import { releaseStartupPagesReport } from '../effects/startup-pages.js';
 import { makeStreamsDriver } from '../effects/streams-driver.js';
 import { makeTimerDriver } from '../effects/timer-driver.js';
 import { openRecorder } from '../streams/recorder.js';
@@ -280,9 +280,7 @@ export const runClient = async (config: Config): Promise<number> => {
             if (e.kind !== 'fw.started') return;
             const status = `Connected to ${remote.host}; capturing ${rules.length} subnet rules`;
             for (const p of bg.tunnelUp(status)) log.warn(p);
-            const released = releaseStartupPages();
-            if (isRight(released)) log.debug(describeReleased(released.right));
-            else log.debug(`start-up pages stay mapped: ${released.left}`);
+            log.debug(releaseStartupPagesReport());
           }),
         ),
       process: processDriver,

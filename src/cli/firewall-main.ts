@@ -41,7 +41,7 @@ import { firewallEnv, type Log, runSteps } from '../effects/firewall/run-steps.j
 import { selectMethod } from '../effects/firewall/select-method.js';
 import { dropStaleConntrack } from '../effects/firewall/stale-conntrack.js';
 import { tproxyPreflight } from '../effects/firewall/tproxy-preflight.js';
-import { describeReleased, releaseStartupPages } from '../effects/startup-pages.js';
+import { releaseStartupPagesReport } from '../effects/startup-pages.js';
 
 // ---------------------------------------------------------------------------
 // arguments
@@ -344,13 +344,7 @@ export const runFirewall = async (argv: readonly string[]): Promise<number> => {
         if (req.right.nameservers.length > 0) await flushResolverCache(env, log);
         safeWrite(process.stdout, `${encodeStarted()}\n`);
         // From here it waits for the client's whole session: keep mapped only what that uses.
-        const released = releaseStartupPages();
-        log(
-          1,
-          E.isRight(released)
-            ? describeReleased(released.right)
-            : `start-up pages stay mapped: ${released.left}`,
-        );
+        log(1, releaseStartupPagesReport());
         code = await waitForEnd(input, log, (h) => {
           hosts.set(h.name, h.ip);
           try {

@@ -53,18 +53,13 @@ export const droppableRanges = (
   for (const line of smaps.split('\n')) {
     const header = HEADER.exec(line);
     if (header !== null) {
-      const [, from, to, perms, path] = header as unknown as [
-        string,
-        string,
-        string,
-        string,
-        string,
-      ];
+      const [, from = '', to = '', perms = '', rest = ''] = header;
+      const path = rest.trim();
       current = {
         start: BigInt(`0x${from}`),
         end: BigInt(`0x${to}`),
-        path: path.trim(),
-        eligible: perms[1] === '-' && perms[3] === 'p' && isRuntime(path.trim()),
+        path,
+        eligible: perms[1] === '-' && perms[3] === 'p' && isRuntime(path),
         anonymousKb: null,
         swapKb: null,
       };

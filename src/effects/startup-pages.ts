@@ -10,8 +10,6 @@ import { unixAddon } from './unix-native.js';
 
 export interface Released {
   readonly ranges: number;
-  /** Bytes of address space dropped (resident or not). */
-  readonly mappedBytes: number;
   /** Resident file pages before and after, in kB (null: not reported). */
   readonly rssFileBeforeKb: number | null;
   readonly rssFileAfterKb: number | null;
@@ -28,15 +26,9 @@ export const releaseStartupPages = (): E.Either<string, Released> => {
       readFileSync('/proc/self/smaps', 'utf8'),
       isRuntimeFile(realpathSync(process.execPath)),
     );
-    let mappedBytes = 0;
-    for (const r of ranges) {
-      const length = Number(r.end - r.start);
-      addon.right.dropPages(r.start, length);
-      mappedBytes += length;
-    }
+    for (const r of ranges) addon.right.dropPages(r.start, Number(r.end - r.start));
     return E.right({
       ranges: ranges.length,
-      mappedBytes,
       rssFileBeforeKb: before,
       rssFileAfterKb: rssFileKb(status()),
     });
@@ -45,8 +37,12 @@ export const releaseStartupPages = (): E.Either<string, Released> => {
   }
 };
 
-/** One line for the log. */
-export const describeReleased = (r: Released): string =>
-  r.rssFileBeforeKb === null || r.rssFileAfterKb === null
+/** Releases the pages and says in one line for the log what became of them. */
+export const releaseStartupPagesReport = (): string => {
+  const released = releaseStartupPages();
+  if (E.isLeft(released)) return `start-up pages stay mapped: ${released.left}`;
+  const r = released.right;
+  return r.rssFileBeforeKb === null || r.rssFileAfterKb === null
     ? `unmapped ${r.ranges} start-up ranges of the node runtime`
     : `unmapped start-up pages of the node runtime: resident file pages ${Math.round(r.rssFileBeforeKb / 1024)} -> ${Math.round(r.rssFileAfterKb / 1024)} MB`;
+};

@@ -179,7 +179,6 @@ describe('releaseStartupPages, in a fresh node process', () => {
     expect(out.status, out.stderr).toBe(0);
     const r = JSON.parse(out.stdout) as {
       ranges: number;
-      mappedBytes: number;
       rssFileBeforeKb: number;
       rssFileAfterKb: number;
       digest: string;
