@@ -119,8 +119,10 @@ export const makeDirectTransport = (
   let windows: ReceiveWindows | null = null;
 
   /** DNS-over-TCP streams to the resolver, each a direct-tcpip channel. */
-  const dnsForwarder = (l: SshLink): DnsForwarder => {
-    const resolver = remoteResolver(l, opts.toNs);
+  const dnsForwarder = (
+    l: SshLink,
+    resolver: Promise<Either<string, Endpoint>> = remoteResolver(l, opts.toNs),
+  ): DnsForwarder => {
     return makeDnsForwarder({
       open: async () => {
         const target = await resolver;
@@ -173,8 +175,17 @@ export const makeDirectTransport = (
     if (!runsCommands) {
       void execCommand(link.client, 'true', { timeoutMs: 10_000 });
     }
-    // Find the resolver now, so the first captured query does not wait for it.
-    if (opts.dns) dns = dnsForwarder(link);
+    // Find the resolver before the tunnel is up (and the rules go in), so a
+    // query right after "Connected to server." does not wait for a remote
+    // shell's start-up: with the rules in one nft transaction, the look-up
+    // had not finished by then and resolvers with a 1 s timeout gave up.
+    // A failed look-up is reported with each query, as before.
+    if (opts.dns) {
+      const resolver = remoteResolver(link, opts.toNs);
+      dns = dnsForwarder(link, resolver);
+      await resolver;
+      if (closing) return;
+    }
     if (opts.autoNets) {
       const routes = await remoteRoutes(link);
       if (isLeft(routes)) {
