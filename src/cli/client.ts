@@ -195,7 +195,9 @@ export const runClient = async (config: Config): Promise<number> => {
           startedAt: new Date(),
         });
 
-  const streams = makeStreamsDriver(now);
+  // The direct transport copies a chunk into SSH packets as it is written, so
+  // local sockets can read into one shared buffer (src/effects/lent-reads.ts).
+  const streams = makeStreamsDriver(now, { lendLocalReads: !usesHelper(config) });
   const listener = makeListenerDriver(now, streams);
   const direct = makeDirectTransport(
     now,

@@ -16,7 +16,9 @@ import { autoNets, parseIpRoute, parseNetstat } from '../domain/routes.js';
 import type { SubnetRule } from '../domain/subnet.js';
 import { type DnsForwarder, makeDnsForwarder } from './dns-forwarder.js';
 import { startHostwatchDriver } from './hostwatch-driver.js';
+import { LENT_READ_BYTES } from './lent-reads.js';
 import { type RemoteRun, remoteHostJob } from './remote-names.js';
+import { channelTakesNow, queueAtMostOneRead } from './ssh/channel-writes.js';
 import { execCommand } from './ssh/exec.js';
 import { type ReceiveWindows, receiveWindows } from './ssh/receive-window.js';
 import type { StreamsDriver } from './streams-driver.js';
@@ -251,7 +253,11 @@ export const makeDirectTransport = (
           return;
         }
         capping?.cap(channel);
-        streams.attach(c.id, 'remote', channel, () => closeChannel(channel));
+        queueAtMostOneRead(channel, LENT_READ_BYTES);
+        streams.attach(c.id, 'remote', channel, {
+          destroy: () => closeChannel(channel),
+          takesNow: channelTakesNow(channel),
+        });
         events.next({ kind: 'chan.open', t: now(), id: c.id });
       },
     );

@@ -3,13 +3,18 @@
  * session, keyed by connection id and side. It turns stream callbacks into
  * events and write/pause/resume/end/close commands into stream calls.
  *
- * Hot path: one event per chunk as the stream delivers it; no copies.
+ * Hot path: one event per chunk as the stream delivers it; no copies. Local
+ * sockets may read into one shared buffer (`lent-reads.ts`): such a chunk is
+ * valid only while its event is folded, so a write that would keep it (the
+ * other side cannot take it at once) writes a copy.
  */
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Observable, Subject } from 'rxjs';
 import type { Command } from '../domain/commands.js';
 import type { Event, Side } from '../domain/events.js';
 import { makeGcPacer } from './gc-pacer.js';
+import { type LentReads, makeLentReads } from './lent-reads.js';
 
 interface Entry {
   readonly stream: Duplex;
@@ -18,14 +23,23 @@ interface Entry {
   /** The last write returned false and no drain has come yet. */
   full: boolean;
   error: string | null;
+  /** Whether a write of `bytes` now is copied before `write` returns. */
+  readonly takesNow: ((bytes: number) => boolean) | null;
+}
+
+export interface AttachOptions {
+  /** Lets go of the stream (`stream.destroy()` unless given). */
+  readonly destroy?: () => void;
+  /**
+   * Whether a write of `bytes` made now is copied out of the chunk before
+   * `write` returns (so a lent chunk may be written without a copy).
+   */
+  readonly takesNow?: (bytes: number) => boolean;
 }
 
 export interface StreamsDriver {
-  /**
-   * Starts relaying `stream` as `side` of connection `id`; `destroy` replaces
-   * `stream.destroy()` when the stream needs another way to be let go of.
-   */
-  readonly attach: (id: number, side: Side, stream: Duplex, destroy?: () => void) => void;
+  /** Starts relaying `stream` as `side` of connection `id`. */
+  readonly attach: (id: number, side: Side, stream: Duplex, opts?: AttachOptions) => void;
   readonly driver: (commands: Observable<Command>) => Observable<Event>;
   /** Destroys every stream (shutdown). */
   readonly destroyAll: () => void;
@@ -36,24 +50,38 @@ const key = (id: number, side: Side): number => (side === 'local' ? id * 2 : id 
 
 export const makeStreamsDriver = (
   now: () => number,
-  opts: { readonly gcEveryBytes?: number } = {},
+  opts: {
+    readonly gcEveryBytes?: number;
+    /** Local sockets read into one shared buffer (the direct transport). */
+    readonly lendLocalReads?: boolean;
+  } = {},
 ): StreamsDriver => {
   const events = new Subject<Event>();
   const entries = new Map<number, Entry>();
+  // Counts the bytes of Buffers made per chunk, the garbage to pace.
   const relayed = makeGcPacer(opts.gcEveryBytes);
+  const lent: LentReads | null = opts.lendLocalReads === true ? makeLentReads() : null;
 
-  const attach = (id: number, side: Side, stream: Duplex, destroy?: () => void): void => {
+  const attach = (id: number, side: Side, stream: Duplex, o: AttachOptions = {}): void => {
     const entry: Entry = {
       stream,
-      destroy: destroy ?? (() => stream.destroy()),
+      destroy: o.destroy ?? (() => stream.destroy()),
       full: false,
       error: null,
+      takesNow: o.takesNow ?? null,
     };
     entries.set(key(id, side), entry);
-    stream.on('data', (chunk: Buffer) => {
+    const onLent = (chunk: Buffer): void => {
       events.next({ kind: 'data', t: now(), id, from: side, size: chunk.length, chunk });
-      relayed(chunk.length);
-    });
+    };
+    const lending =
+      lent !== null && side === 'local' && stream instanceof Socket && lent.lend(stream, onLent);
+    if (!lending) {
+      stream.on('data', (chunk: Buffer) => {
+        events.next({ kind: 'data', t: now(), id, from: side, size: chunk.length, chunk });
+        relayed(chunk.length);
+      });
+    }
     stream.on('end', () => events.next({ kind: 'eof', t: now(), id, from: side }));
     stream.on('drain', () => {
       if (!entry.full) return;
@@ -74,7 +102,12 @@ export const makeStreamsDriver = (
       case 'write': {
         const e = entries.get(key(c.id, c.side));
         if (e === undefined || e.stream.writableEnded) return;
-        if (!e.stream.write(c.chunk) && !e.full) {
+        let chunk = c.chunk;
+        if (lent?.owns(chunk) === true && e.takesNow?.(chunk.length) !== true) {
+          chunk = Buffer.from(chunk);
+          relayed(chunk.length);
+        }
+        if (!e.stream.write(chunk) && !e.full) {
           e.full = true;
           events.next({ kind: 'full', t: now(), id: c.id, side: c.side });
         }

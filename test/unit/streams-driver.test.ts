@@ -20,7 +20,7 @@ describe('the streams driver lets go of a stream the way its attacher says', () 
     const { d, commands } = setup();
     const stream = new PassThrough();
     const calls: string[] = [];
-    d.attach(1, 'remote', stream, () => calls.push('custom'));
+    d.attach(1, 'remote', stream, { destroy: () => calls.push('custom') });
     commands.next({ kind: 'close', id: 1, side: 'remote', abort: true });
     expect(calls).toEqual(['custom']);
     expect(stream.destroyed).toBe(false);
@@ -30,7 +30,7 @@ describe('the streams driver lets go of a stream the way its attacher says', () 
     const { d, commands } = setup();
     const stream = new PassThrough();
     const calls: string[] = [];
-    d.attach(2, 'remote', stream, () => calls.push('custom'));
+    d.attach(2, 'remote', stream, { destroy: () => calls.push('custom') });
     commands.next({ kind: 'write', id: 2, side: 'remote', chunk: Buffer.from('bye') });
     commands.next({ kind: 'close', id: 2, side: 'remote', abort: false });
     expect(calls).toEqual([]);
