@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { coalesceWrites } from '../../src/effects/coalesce-writes.js';
+import { flushWindowAdjusts } from '../../src/effects/ssh/flush-window-adjusts.js';
 
 /** A sink that records each system-call-sized write it gets (one per _write/_writev). */
 const sink = () => {
@@ -52,5 +53,69 @@ describe('coalescing the SSH socket writes of one tick', () => {
     w.write(Buffer.from('b'));
     await tick();
     expect(calls.length).toBe(2);
+  });
+});
+
+describe("coalescing per turn (the SSH socket's mode)", () => {
+  /** Two callbacks of one turn of the event loop, like two I/O callbacks. */
+  const twoCallbacksOfOneTurn = (a: () => void, b: () => void): Promise<void> =>
+    new Promise((resolve) => {
+      setImmediate(a);
+      setImmediate(b);
+      setImmediate(() => setImmediate(resolve));
+    });
+
+  it("'turn' sends the writes of every callback of one turn in one writev", async () => {
+    const { w, calls } = sink();
+    coalesceWrites(w, 'turn');
+    await twoCallbacksOfOneTurn(
+      () => w.write(Buffer.from('open')),
+      () => w.write(Buffer.from('close')),
+    );
+    expect(calls).toEqual([['open', 'close']]);
+  });
+
+  it("'tick' sends them apart (one writev per callback)", async () => {
+    const { w, calls } = sink();
+    coalesceWrites(w, 'tick');
+    await twoCallbacksOfOneTurn(
+      () => w.write(Buffer.from('open')),
+      () => w.write(Buffer.from('close')),
+    );
+    expect(calls).toEqual([['open'], ['close']]);
+  });
+
+  it('the returned flush sends what is corked now, and the turn goes on coalescing', async () => {
+    const { w, calls } = sink();
+    const flush = coalesceWrites(w, 'turn');
+    w.write(Buffer.from('a'));
+    flush();
+    expect(calls).toEqual([['a']]);
+    w.write(Buffer.from('b'));
+    w.write(Buffer.from('c'));
+    expect(calls).toEqual([['a']]);
+    await tick();
+    await tick();
+    expect(calls).toEqual([['a'], ['b', 'c']]);
+    expect(w.writableCorked).toBe(0);
+  });
+
+  it('a window adjust leaves at once, other packets at the end of the turn', async () => {
+    const { w, calls } = sink();
+    const flush = coalesceWrites(w, 'turn');
+    const protocol = {
+      channelData: (_id: number, data: string) => w.write(Buffer.from(data)),
+      channelWindowAdjust: (id: number, amount: number) =>
+        w.write(Buffer.from(`adj ${id} ${amount}`)),
+    };
+    flushWindowAdjusts(protocol, flush);
+    protocol.channelData(1, 'data');
+    expect(calls).toEqual([]);
+    protocol.channelWindowAdjust(1, 65536);
+    expect(calls).toEqual([['data', 'adj 1 65536']]);
+    protocol.channelData(1, 'more');
+    await tick();
+    await tick();
+    expect(calls).toEqual([['data', 'adj 1 65536'], ['more']]);
   });
 });

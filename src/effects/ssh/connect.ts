@@ -15,6 +15,7 @@ import { coalesceWrites } from '../coalesce-writes.js';
 import { algorithmsFor, logCryptoStatus } from './algorithms.js';
 import { makeAuth } from './auth.js';
 import { loadSshConfig } from './config-file.js';
+import { flushWindowAdjusts } from './flush-window-adjusts.js';
 import { makeHostKeyCheck } from './host-keys.js';
 import { poolPackets } from './packet-pool.js';
 import { Client } from './ssh2-client.js';
@@ -96,7 +97,7 @@ export const connectSsh = async (
   const first = hops[0]!;
   const tcp = await tcpConnect(first, log);
   if (E.isLeft(tcp)) return tcp;
-  coalesceWrites(tcp.right.socket);
+  const flushWrites = coalesceWrites(tcp.right.socket, 'turn');
   let sock: Duplex = tcp.right.socket;
   for (let i = 0; i < hops.length; i++) {
     const hop = hops[i]!;
@@ -121,7 +122,9 @@ export const connectSsh = async (
       via: i > 0 ? label(hops[i - 1]!) : null,
     });
     if (E.isLeft(client)) return abort(client.left);
-    poolPackets((client.right as unknown as { _protocol?: object })._protocol ?? {}, sock);
+    const protocol = (client.right as unknown as { _protocol?: object })._protocol ?? {};
+    poolPackets(protocol, sock);
+    flushWindowAdjusts(protocol, flushWrites);
     clients.push(client.right);
   }
 
