@@ -16,7 +16,8 @@
  *   callback ends its own tick: an accept, or one of the up to 32 reads
  *   libuv makes of a busy socket in one go.
  * - `'turn'`: uncorked by `setImmediate`, once all I/O callbacks of this
- *   turn of the event loop have run. For the SSH connection: the packets of
+ *   turn of the event loop have run. For the SSH connection of the direct
+ *   transport (the helper's mux gathers per turn itself): the packets of
  *   many short connections' opens, data, EOFs and closes share one write
  *   (strace: 5.1 write calls per HTTP request on a new connection with
  *   `'tick'`, 2.0 with `'turn'`). A packet the peer waits for (a window

@@ -60,7 +60,7 @@ export const helperTransportFor = (
           autoNets: config.autoNets,
           autoHosts: config.autoHosts,
         },
-        connectSsh: () => connectSshHere(remote, config.sshConfig, log),
+        connectSsh: () => connectSshHere(remote, config.sshConfig, log, 'tick'),
         log: say,
         env: process.env,
       });

@@ -4,11 +4,18 @@
  */
 import type { Logger } from 'pino';
 import type { Remote } from '../../domain/config.js';
+import type { CoalesceUntil } from '../coalesce-writes.js';
 import { connectSsh } from './connect.js';
 import { ttyPrompter } from './tty-prompt.js';
 
-export const connectSshHere = (remote: Remote, sshConfigPath: string, log: Logger) =>
+export const connectSshHere = (
+  remote: Remote,
+  sshConfigPath: string,
+  log: Logger,
+  coalesce: CoalesceUntil = 'turn',
+) =>
   connectSsh({
+    coalesce,
     remote,
     sshConfigPath,
     env: {

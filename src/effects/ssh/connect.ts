@@ -11,7 +11,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import type { ClientChannel } from 'ssh2';
 import type { Remote } from '../../domain/config.js';
 import { planHops, type ResolvedHost } from '../../domain/ssh-config.js';
-import { coalesceWrites } from '../coalesce-writes.js';
+import { type CoalesceUntil, coalesceWrites } from '../coalesce-writes.js';
 import { algorithmsFor, logCryptoStatus } from './algorithms.js';
 import { makeAuth } from './auth.js';
 import { loadSshConfig } from './config-file.js';
@@ -56,6 +56,14 @@ export interface ConnectOptions {
   readonly keepaliveOverride?:
     | { readonly intervalMs: number; readonly countMax: number }
     | undefined;
+  /**
+   * How the SSH socket's writes are coalesced (coalesce-writes.ts): per
+   * turn for the direct transport (default); per tick for the helper
+   * transport, whose mux already gathers a turn's frames and writes them in
+   * a `setImmediate`, so a per-turn uncork would hold them (and the CREDIT
+   * frames the peer waits for) one more turn.
+   */
+  readonly coalesce?: CoalesceUntil;
 }
 
 /** Used when the config has no ConnectTimeout (ssh2's own readyTimeout default). */
@@ -97,7 +105,7 @@ export const connectSsh = async (
   const first = hops[0]!;
   const tcp = await tcpConnect(first, log);
   if (E.isLeft(tcp)) return tcp;
-  const flushWrites = coalesceWrites(tcp.right.socket, 'turn');
+  const flushWrites = coalesceWrites(tcp.right.socket, opts.coalesce ?? 'turn');
   let sock: Duplex = tcp.right.socket;
   for (let i = 0; i < hops.length; i++) {
     const hop = hops[i]!;
