@@ -37,24 +37,39 @@ const MAX_DNS_PENDING = 4096;
  */
 const LOCAL_HIGH_WATER = 256 * 1024;
 
+/**
+ * Sets TCP_NODELAY on a listening socket. Linux copies it to every socket
+ * the listener accepts, which saves a system call per connection. False
+ * when the handle offers no way to set it (then each socket gets it).
+ */
+export const noDelayForAccepted = (server: net.Server): boolean => {
+  const handle = (server as unknown as { _handle?: { setNoDelay?: (on: boolean) => number } })
+    ._handle;
+  return typeof handle?.setNoDelay === 'function' && handle.setNoDelay(true) === 0;
+};
+
+type OnConnection = (socket: net.Socket, port: number, noDelayInherited?: boolean) => void;
+
 /** Binds a TCP redirector on `addr` (port search when its port is 0). */
-const bindTcp = (addr: ListenAddr, onConnection: (socket: net.Socket, port: number) => void) =>
+export const bindTcp = (addr: ListenAddr, onConnection: OnConnection) =>
   bindSearching<net.Server>(
     addr,
     'tcp',
     (port) =>
       new Promise((resolve) => {
+        let inherited = false;
         const server = net.createServer(
           { pauseOnConnect: true, allowHalfOpen: true, highWaterMark: LOCAL_HIGH_WATER },
-          (s) => onConnection(s, port),
+          (s) => onConnection(s, port, inherited),
         );
         server.once('error', (error: NodeJS.ErrnoException) => {
           server.close();
           resolve({ error });
         });
-        server.listen({ host: addr.ip, port, backlog: 1024, ipv6Only: true }, () =>
-          resolve({ handle: server }),
-        );
+        server.listen({ host: addr.ip, port, backlog: 1024, ipv6Only: true }, () => {
+          inherited = noDelayForAccepted(server);
+          resolve({ handle: server });
+        });
       }),
   );
 
@@ -108,9 +123,9 @@ export const makeListenerDriver = (now: () => number, streams: StreamsDriver): L
 
   const onConnection =
     (family: 4 | 6, tproxy = false) =>
-    (socket: net.Socket, listenPort: number) => {
+    (socket: net.Socket, listenPort: number, noDelayInherited = false) => {
       const id = nextId++;
-      socket.setNoDelay(true);
+      if (!noDelayInherited) socket.setNoDelay(true);
       coalesceWrites(socket);
       streams.attach(id, 'local', socket);
       // tproxy keeps the destination address on the accepted socket itself.
