@@ -132,7 +132,7 @@ export const makeListenerDriver = (now: () => number, streams: StreamsDriver): L
       const dst =
         tproxy && socket.localAddress !== undefined && socket.localPort !== undefined
           ? right({ ip: socket.localAddress, port: socket.localPort })
-          : originalDestination(socket);
+          : originalDestination(socket, family);
       if (isLeft(dst)) {
         events.next({ kind: 'conn.accept-failed', t: now(), id, message: dst.left });
         return;

@@ -91,21 +91,29 @@ const socketFd = (socket: Socket): number | undefined => {
 /**
  * The original destination of an accepted socket. Not redirected (ENOENT:
  * no NAT entry; ENOPROTOOPT: conntrack absent) means the local address.
+ * `family` is the listener's (our listeners are single-stack), which spares
+ * a getsockname per connection; without it the local address tells.
  */
-export const originalDestination = (socket: Socket): Either<string, OriginalDestination> => {
-  const local = localEndpoint(socket);
-  if (local === undefined) return left('socket has no local address (closed?)');
+export const originalDestination = (
+  socket: Socket,
+  family?: Family,
+): Either<string, OriginalDestination> => {
   const addon = nativeAddon();
   if (isLeft(addon)) return addon;
   const fd = socketFd(socket);
   if (fd === undefined) return left('socket has no file descriptor (closed, or not Linux)');
+  const fam = family ?? localEndpoint(socket)?.family;
+  if (fam === undefined) return left('socket has no local address (closed?)');
   try {
-    const dst = addon.right.originalDst(fd, local.family);
+    const dst = addon.right.originalDst(fd, fam);
     const mapped = MAPPED_V4.exec(dst.ip)?.[1];
-    return right({ ip: mapped ?? dst.ip, port: dst.port, family: local.family });
+    return right({ ip: mapped ?? dst.ip, port: dst.port, family: fam });
   } catch (e) {
     const code = (e as { code?: unknown }).code;
-    if (code === 'ENOENT' || code === 'ENOPROTOOPT') return right(local);
-    return left(`original destination: ${(e as Error).message}`);
+    if (code !== 'ENOENT' && code !== 'ENOPROTOOPT') {
+      return left(`original destination: ${(e as Error).message}`);
+    }
+    const local = localEndpoint(socket);
+    return local === undefined ? left('socket has no local address (closed?)') : right(local);
   }
 };

@@ -261,6 +261,18 @@ describeWhen(
       ]);
       expect(results[0]?.raw).toEqual({ ip: '192.0.2.10', port: 80 });
       expect(results[1]?.raw).toEqual({ ip: '2001:db8:9::10', port: 80 });
+      // Told the listener's family (as the redirector does), a redirected
+      // connection is answered without asking the socket its own address.
+      expect(results[0]?.withFamily).toEqual({
+        value: { ip: '192.0.2.10', port: 80, family: 4 },
+        namesAsked: 0,
+      });
+      expect(results[1]?.withFamily).toEqual({
+        value: { ip: '2001:db8:9::10', port: 80, family: 6 },
+        namesAsked: 0,
+      });
+      // Not redirected: the fallback still answers the local address.
+      expect(results[3]?.withFamily?.value).toEqual({ ip: '127.0.0.1', port: PORT, family: 4 });
       await ok(['nft', 'delete', 'table', 'inet', 'sshuttle-addon-test']);
     });
 

@@ -26,6 +26,11 @@ export interface FixtureResult {
     | { readonly ok: false; readonly error: string };
   /** The raw addon's answer: the address, or the thrown error's code. */
   readonly raw?: { readonly ip: string; readonly port: number } | { readonly code: string };
+  /**
+   * Single-stack listeners: originalDestination() given the listener's
+   * family, and how many times it asked the socket for its own address.
+   */
+  readonly withFamily?: { readonly value: unknown; readonly namesAsked: number };
   readonly error?: string;
 }
 
@@ -41,6 +46,19 @@ let pending: ((r: Omit<FixtureResult, 'host' | 'port'>) => void) | undefined;
 const listen = (name: string, host: string, port: number, ipv6Only: boolean) =>
   new Promise<net.Server>((resolve, reject) => {
     const server = net.createServer((sock) => {
+      let withFamily: FixtureResult['withFamily'];
+      if (name !== 'dual') {
+        const spied = sock as unknown as { _getsockname: () => unknown };
+        const own = spied._getsockname;
+        let namesAsked = 0;
+        spied._getsockname = function (this: unknown) {
+          namesAsked += 1;
+          return own.call(this);
+        };
+        const r = originalDestination(sock, name === 'v4' ? 4 : 6);
+        delete (spied as { _getsockname?: unknown })._getsockname;
+        withFamily = { value: isLeft(r) ? r.left : r.right, namesAsked };
+      }
       const result = originalDestination(sock);
       const fd = (sock as unknown as { _handle: { fd: number } })._handle.fd;
       let raw: FixtureResult['raw'];
@@ -52,6 +70,7 @@ const listen = (name: string, host: string, port: number, ipv6Only: boolean) =>
         raw = { code: String((e as { code?: unknown }).code) };
       }
       pending?.({
+        ...(withFamily === undefined ? {} : { withFamily }),
         listener: name,
         result: isLeft(result)
           ? { ok: false, error: result.left }
