@@ -71,14 +71,14 @@ export const makeStreamsDriver = (
       takesNow: o.takesNow ?? null,
     };
     entries.set(key(id, side), entry);
-    const onLent = (chunk: Buffer): void => {
+    const emit = (chunk: Buffer): void => {
       events.next({ kind: 'data', t: now(), id, from: side, size: chunk.length, chunk });
     };
     const lending =
-      lent !== null && side === 'local' && stream instanceof Socket && lent.lend(stream, onLent);
+      lent !== null && side === 'local' && stream instanceof Socket && lent.lend(stream, emit);
     if (!lending) {
       stream.on('data', (chunk: Buffer) => {
-        events.next({ kind: 'data', t: now(), id, from: side, size: chunk.length, chunk });
+        emit(chunk);
         relayed(chunk.length);
       });
     }

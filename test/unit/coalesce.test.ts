@@ -65,25 +65,21 @@ describe("coalescing per turn (the SSH socket's mode)", () => {
       setImmediate(() => setImmediate(resolve));
     });
 
-  it("'turn' sends the writes of every callback of one turn in one writev", async () => {
-    const { w, calls } = sink();
-    coalesceWrites(w, 'turn');
-    await twoCallbacksOfOneTurn(
-      () => w.write(Buffer.from('open')),
-      () => w.write(Buffer.from('close')),
-    );
-    expect(calls).toEqual([['open', 'close']]);
-  });
-
-  it("'tick' sends them apart (one writev per callback)", async () => {
-    const { w, calls } = sink();
-    coalesceWrites(w, 'tick');
-    await twoCallbacksOfOneTurn(
-      () => w.write(Buffer.from('open')),
-      () => w.write(Buffer.from('close')),
-    );
-    expect(calls).toEqual([['open'], ['close']]);
-  });
+  it.each([
+    ['turn', 'in one writev', [['open', 'close']]],
+    ['tick', 'apart, one writev per callback', [['open'], ['close']]],
+  ] as const)(
+    "'%s' sends the writes of two callbacks of one turn %s",
+    async (until, _how, want) => {
+      const { w, calls } = sink();
+      coalesceWrites(w, until);
+      await twoCallbacksOfOneTurn(
+        () => w.write(Buffer.from('open')),
+        () => w.write(Buffer.from('close')),
+      );
+      expect(calls).toEqual(want);
+    },
+  );
 
   it('the returned flush sends what is corked now, and the turn goes on coalescing', async () => {
     const { w, calls } = sink();
