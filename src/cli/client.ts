@@ -13,7 +13,6 @@ import type { Config, SubnetSpec } from '../domain/config.js';
 import { dnsCapture, dnsListenAddresses } from '../domain/dns-capture.js';
 import type { Event } from '../domain/events.js';
 import { EXIT_USAGE } from '../domain/exit-codes.js';
-import { MAX_PAYLOAD } from '../domain/mux/index.js';
 import { EXIT_FATAL, initialSession, reduceSession, type SessionState } from '../domain/session.js';
 import type { SubnetRule } from '../domain/subnet.js';
 import { isIpLiteral, rulesFromAddresses } from '../domain/subnet-syntax.js';
@@ -196,14 +195,9 @@ export const runClient = async (config: Config): Promise<number> => {
           startedAt: new Date(),
         });
 
-  // Local sockets read into one shared buffer (src/effects/lent-reads.ts): the
-  // direct transport copies a chunk into SSH packets as it is written. The
-  // helper's mux keeps chunks, so the driver copies them; its reads stop at
-  // one frame's payload so that a full read is one TCP_DATA frame, not two.
-  const streams = makeStreamsDriver(now, {
-    lendLocalReads: true,
-    ...(usesHelper(config) ? { lentReadBytes: MAX_PAYLOAD } : {}),
-  });
+  // The direct transport copies a chunk into SSH packets as it is written, so
+  // local sockets can read into one shared buffer (src/effects/lent-reads.ts).
+  const streams = makeStreamsDriver(now, { lendLocalReads: !usesHelper(config) });
   const listener = makeListenerDriver(now, streams);
   const direct = makeDirectTransport(
     now,

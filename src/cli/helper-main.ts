@@ -20,10 +20,10 @@
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import { isIP, Socket, type SocketConstructorOpts } from 'node:net';
+import { isIP, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
-import { defaultMuxConfig, MAX_PAYLOAD } from '../domain/mux/index.js';
+import { defaultMuxConfig } from '../domain/mux/index.js';
 import { parseResolvConf } from '../domain/resolv-conf.js';
 import { routesToWire } from '../domain/routes.js';
 import { SERVER_UDP_IDLE_MS } from '../domain/udp-sessions.js';
@@ -35,7 +35,6 @@ import {
   serverRoutes,
   startServerHostwatch,
 } from '../effects/helper/server-names.js';
-import { copiedReads } from '../effects/lent-reads.js';
 
 type Level = 'error' | 'warn' | 'info' | 'debug' | 'trace';
 const RANK: Readonly<Record<Level, number>> = { error: 0, warn: 1, info: 2, debug: 3, trace: 4 };
@@ -64,21 +63,19 @@ export const runHelper = (argv: readonly string[]): void => {
   const input = openFd(0);
   const output = openFd(1);
   const sockets = new Map<number, Socket>();
-  const frameReads = copiedReads(MAX_PAYLOAD);
   let hostwatch: Hostwatch | null = null;
 
   const connect = (c: Extract<RoleCommand, { kind: 'connect' }>): void => {
     const family = c.family === 2 ? 4 : 6;
-    const sock = new Socket({
-      allowHalfOpen: true,
-      // A full read is one TCP_DATA frame (see copiedReads).
-      onread: frameReads((bytes) => mux.dispatch({ kind: 'localData', channel: c.channel, bytes })),
-    } as SocketConstructorOpts);
+    const sock = new Socket({ allowHalfOpen: true });
     sockets.set(c.channel, sock);
     let error: string | null = null;
     sock.setNoDelay(true);
     // One pipe read carries several frames for a socket: one writev for them.
     coalesceWrites(sock);
+    sock.on('data', (bytes: Buffer) =>
+      mux.dispatch({ kind: 'localData', channel: c.channel, bytes }),
+    );
     sock.on('end', () => mux.dispatch({ kind: 'localEof', channel: c.channel }));
     sock.on('error', (err: NodeJS.ErrnoException) => {
       error = err.code ?? err.message;

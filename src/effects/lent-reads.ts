@@ -89,23 +89,3 @@ export const makeLentReads = (size: number = LENT_READ_BYTES): LentReads | null 
     owns: (chunk) => chunk.buffer === arena,
   };
 };
-
-/**
- * The `onread` option for a socket this side creates (`new net.Socket`):
- * reads of at most `size` bytes into one buffer shared by every socket made
- * with the result, each handed to `onChunk` as a copy of its own. Node's own
- * reads are 64 KiB; the mux's TCP_DATA frames carry at most 65535 bytes, so
- * a full read of Node's size went out as two frames (two events, two
- * writes at the far end) where one fits.
- */
-export const copiedReads = (
-  size: number,
-): ((onChunk: OnChunk) => { buffer: Buffer; callback: (nread: number) => void }) => {
-  const shared = Buffer.allocUnsafeSlow(size);
-  return (onChunk) => ({
-    buffer: shared,
-    callback: (nread) => {
-      onChunk(Buffer.from(shared.subarray(0, nread)));
-    },
-  });
-};

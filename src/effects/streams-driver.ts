@@ -52,17 +52,15 @@ export const makeStreamsDriver = (
   now: () => number,
   opts: {
     readonly gcEveryBytes?: number;
-    /** Local sockets read into one shared buffer (see src/cli/client.ts). */
+    /** Local sockets read into one shared buffer (the direct transport). */
     readonly lendLocalReads?: boolean;
-    /** The most a lent read takes (default LENT_READ_BYTES). */
-    readonly lentReadBytes?: number;
   } = {},
 ): StreamsDriver => {
   const events = new Subject<Event>();
   const entries = new Map<number, Entry>();
   // Counts the bytes of Buffers made per chunk, the garbage to pace.
   const relayed = makeGcPacer(opts.gcEveryBytes);
-  const lent: LentReads | null = opts.lendLocalReads === true ? makeLentReads(opts.lentReadBytes) : null;
+  const lent: LentReads | null = opts.lendLocalReads === true ? makeLentReads() : null;
 
   const attach = (id: number, side: Side, stream: Duplex, o: AttachOptions = {}): void => {
     const entry: Entry = {

@@ -1,12 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as net from 'node:net';
-import { PassThrough } from 'node:stream';
 import { Subject } from 'rxjs';
 import ssh2, { type ClientChannel } from 'ssh2';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Command } from '../../src/domain/commands.js';
 import type { Event } from '../../src/domain/events.js';
-import { copiedReads, LENT_READ_BYTES, makeLentReads } from '../../src/effects/lent-reads.js';
+import { LENT_READ_BYTES, makeLentReads } from '../../src/effects/lent-reads.js';
 import { channelTakesNow, queueAtMostOneRead } from '../../src/effects/ssh/channel-writes.js';
 import { makeStreamsDriver } from '../../src/effects/streams-driver.js';
 
@@ -194,64 +193,4 @@ describe('the direct transport relays lent reads into an ssh2 channel', () => {
     // ssh2 alone would queue up to 2 MiB here.
     expect(mostQueued).toBeLessThanOrEqual(2 * LENT_READ_BYTES);
   }, 30_000);
-});
-
-/** The helper's frames carry at most 65535 bytes: one short of Node's 64 KiB read. */
-const FRAME_PAYLOAD = 0xffff;
-
-describe('reads sized to one mux frame (the helper transport)', () => {
-  it('copiedReads: a socket we open reads at most one frame at a time, each chunk its own copy', async () => {
-    const server = net.createServer((s) => s.end(sent));
-    const sent = randomBytes(3 * 1024 * 1024 + 5);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    cleanups.push(() => server.close());
-    const { port } = server.address() as net.AddressInfo;
-    const chunks: Buffer[] = [];
-    const reads = copiedReads(FRAME_PAYLOAD);
-    const sock = new net.Socket({
-      onread: reads((c) => chunks.push(c)),
-    } as net.SocketConstructorOpts);
-    cleanups.push(() => sock.destroy());
-    const ended = new Promise<void>((r) => sock.once('end', r));
-    sock.connect(port, '127.0.0.1');
-    await ended;
-    const got = Buffer.concat(chunks);
-    expect(sha(got)).toBe(sha(sent));
-    // Full reads are one frame's payload, not Node's 65536 (two frames).
-    expect(Math.max(...chunks.map((c) => c.length))).toBe(FRAME_PAYLOAD);
-    // Each chunk outlives the next read: none shares another's memory.
-    const big = chunks.filter((c) => c.length > 8192);
-    expect(new Set(big.map((c) => c.buffer)).size).toBe(big.length);
-  });
-
-  it('the streams driver lends local reads of the size it is given and copies what it writes on', async () => {
-    const { accepted, dialer } = await tcpPair();
-    const streams = makeStreamsDriver(() => 0, {
-      gcEveryBytes: 0,
-      lendLocalReads: true,
-      lentReadBytes: FRAME_PAYLOAD,
-    });
-    const commands = new Subject<Command>();
-    const sizes: number[] = [];
-    // A helper channel: it keeps what it is given (no `takesNow`).
-    const kept: Buffer[] = [];
-    const channel = new PassThrough({ highWaterMark: 64 * 1024 * 1024 });
-    channel.on('data', (c: Buffer) => kept.push(c));
-    const ended = new Promise<void>((r) => channel.once('end', r));
-    streams.driver(commands).subscribe((e: Event) => {
-      if (e.kind === 'data' && e.from === 'local') {
-        sizes.push(e.size);
-        commands.next({ kind: 'write', id: 1, side: 'remote', chunk: e.chunk });
-      } else if (e.kind === 'eof' && e.from === 'local')
-        commands.next({ kind: 'end', id: 1, side: 'remote' });
-    });
-    streams.attach(1, 'local', accepted);
-    streams.attach(1, 'remote', channel);
-    accepted.resume();
-    const sent = randomBytes(3 * 1024 * 1024);
-    dialer.end(sent);
-    await ended;
-    expect(sha(Buffer.concat(kept))).toBe(sha(sent));
-    expect(Math.max(...sizes)).toBe(FRAME_PAYLOAD);
-  });
 });
