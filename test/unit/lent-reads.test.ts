@@ -8,6 +8,7 @@ import type { Event } from '../../src/domain/events.js';
 import { LENT_READ_BYTES, makeLentReads } from '../../src/effects/lent-reads.js';
 import { channelTakesNow, queueAtMostOneRead } from '../../src/effects/ssh/channel-writes.js';
 import { makeStreamsDriver } from '../../src/effects/streams-driver.js';
+import { sshHostKey } from './fixtures/ssh-host-key.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -97,12 +98,11 @@ describe('lent reads: an accepted socket reads into one shared buffer', () => {
  * far end reads in bursts, so the client's window runs out again and again.
  */
 const sshChannel = async (): Promise<{ channel: ClientChannel; received: Promise<Buffer> }> => {
-  const hostKey = ssh2.utils.generateKeyPairSync('ed25519');
   let resolveReceived: (b: Buffer) => void = () => {};
   const received = new Promise<Buffer>((r) => {
     resolveReceived = r;
   });
-  const server = new ssh2.Server({ hostKeys: [hostKey.private] }, (conn) => {
+  const server = new ssh2.Server({ hostKeys: [sshHostKey()] }, (conn) => {
     conn.on('error', () => {});
     conn.on('authentication', (ctx) => ctx.accept());
     conn.on('tcpip', (accept) => {
