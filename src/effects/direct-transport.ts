@@ -66,6 +66,19 @@ export const closeChannel = (channel: ClientChannel): void => {
 };
 
 /**
+ * Gives the channel's own `destroy()` the same rule: Node's autoDestroy
+ * calls it once both directions are done, which is every connection that
+ * ends cleanly, and there the `end()` could only fail.
+ */
+export const destroyWithoutSecondEnd = (channel: ClientChannel): void => {
+  channel.destroy = function destroy(this: ClientChannel) {
+    if (!this.writableEnded) this.end();
+    this.close();
+    return this;
+  } as ClientChannel['destroy'];
+};
+
+/**
  * The resolver captured DNS goes to: `--to-ns`, else the first nameserver in
  * the server's own /etc/resolv.conf (read with a read-only exec).
  */
@@ -254,6 +267,7 @@ export const makeDirectTransport = (
         }
         capping?.cap(channel);
         queueAtMostOneRead(channel, LENT_READ_BYTES);
+        destroyWithoutSecondEnd(channel);
         streams.attach(c.id, 'remote', channel, {
           destroy: () => closeChannel(channel),
           takesNow: channelTakesNow(channel),
