@@ -26,7 +26,7 @@ source "/tmp/$NAME/env"
 inc() { ip netns exec "$LAB_CLIENT_NS" "$@"; }
 before=$(ls "$DIR")
 # shellcheck disable=SC2086
-setsid ip netns exec "$LAB_CLIENT_NS" env MALLOC_ARENA_MAX=2 node --max-semi-space-size=2 --heap-growing-percent=30 --cpu-prof --cpu-prof-dir="$DIR" bin/sshuttle-ts \
+setsid ip netns exec "$LAB_CLIENT_NS" env MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=4194304 node --max-semi-space-size=2 --heap-growing-percent=30 --cpu-prof --cpu-prof-dir="$DIR" bin/sshuttle-ts \
   ${PROFILE_ARGS:-} --ssh-config "$LAB_SSH_CONFIG" -r "root@$LAB_SERVER_IP" "$LAB_TARGET_NET" \
   >"$DIR/client.log" 2>&1 &
 PID=$!

@@ -3,6 +3,7 @@ import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import type { Config } from '../../src/domain/config.js';
 import {
+  HELPER_MALLOC_ENV,
   helperArgs,
   loaderScript,
   parseHelperArgs,
@@ -90,7 +91,7 @@ describe('shell quoting and the upload command', () => {
       latencyControl: false,
       latencyBufferSize: 65536,
     });
-    expect(cmd.startsWith("/bin/sh -c 'exec ")).toBe(true);
+    expect(cmd.startsWith("/bin/sh -c 'export ")).toBe(true);
     // What /bin/sh is asked to run, with its words:
     const words = spawnSync(
       '/bin/sh',
@@ -101,6 +102,21 @@ describe('shell quoting and the upload command', () => {
     expect(inner).toContain("exec '/opt/node bin/node' -e ");
     expect(inner).toContain('n=1234');
     expect(inner.endsWith('v=2 lc=0 lbs=65536')).toBe(true);
+  });
+
+  it("the helper runs with glibc's arena and trim settings, unless the server's environment has its own", () => {
+    const js =
+      'const e=process.env;process.stdout.write(e.MALLOC_ARENA_MAX+" "+e.MALLOC_TRIM_THRESHOLD_)';
+    const cmd = uploadCommand(process.execPath, Buffer.byteLength(js), {
+      verbose: 0,
+      latencyControl: true,
+      latencyBufferSize: 32768,
+    });
+    const run = (env: NodeJS.ProcessEnv) =>
+      spawnSync('/bin/sh', ['-c', cmd], { input: js, encoding: 'utf8', env }).stdout;
+    const bare = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+    expect(run(bare)).toBe(HELPER_MALLOC_ENV.map(([, v]) => v).join(' '));
+    expect(run({ ...bare, MALLOC_ARENA_MAX: '4' })).toBe(`4 ${8 * 1024 * 1024}`);
   });
 
   it('the loader runs exactly N bytes of stdin as a module and leaves the rest', () => {

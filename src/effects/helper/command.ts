@@ -74,14 +74,34 @@ export const parseHelperArgs = (argv: readonly string[]): HelperOptions => {
 };
 
 /**
+ * glibc settings for the helper, unless the server's environment has its
+ * own: at most two malloc arenas (as the client), and freed memory kept
+ * for reuse up to 8 MiB instead of given back to the kernel at once. A
+ * relay frees and allocates 64 KiB buffers all the time; with glibc's
+ * defaults the helper refaulted 14,000-41,000 pages per 600 MB uploaded
+ * and its CPU time varied with them (docs/performance.md).
+ */
+export const HELPER_MALLOC_ENV: readonly (readonly [string, string])[] = [
+  ['MALLOC_ARENA_MAX', '2'],
+  ['MALLOC_TRIM_THRESHOLD_', String(8 * 1024 * 1024)],
+];
+
+/**
  * The remote command that starts our helper from an upload of `bundleLength`
- * bytes: `/bin/sh -c 'exec NODE -e LOADER ARGS'` (through /bin/sh, as
- * sshuttle does, so any login shell works; exit 127 = NODE not found).
+ * bytes: `/bin/sh -c 'export ...; exec NODE -e LOADER ARGS'` (through
+ * /bin/sh, as sshuttle does, so any login shell works; exit 127 = NODE not
+ * found).
  */
 export const uploadCommand = (node: string, bundleLength: number, o: HelperOptions): string => {
-  const inner = ['exec', shq(node), '-e', shq(loaderScript(bundleLength)), ...helperArgs(o)].join(
-    ' ',
-  );
+  const env = HELPER_MALLOC_ENV.map(([k, v]) => `${k}="\${${k}:-${v}}"`).join(' ');
+  const inner = [
+    `export ${env};`,
+    'exec',
+    shq(node),
+    '-e',
+    shq(loaderScript(bundleLength)),
+    ...helperArgs(o),
+  ].join(' ');
   return `/bin/sh -c ${shq(inner)}`;
 };
 
