@@ -54,26 +54,19 @@ const openFailure = (err: Error & { reason?: number | string }): string => {
 };
 
 /**
- * Lets go of a direct-tcpip channel. ssh2's `destroy()` is `end()` then
- * `close()`; on a channel whose writing side has already ended (the usual
- * case: EOF was passed on before the close) that `end()` builds an
- * ERR_STREAM_ALREADY_FINISHED error with its stack trace for nothing, a
- * measurable share of the CPU per connection. `close()` alone is the same then.
- */
-export const closeChannel = (channel: ClientChannel): void => {
-  if (channel.writableEnded) channel.close();
-  else channel.destroy();
-};
-
-/**
- * Gives the channel's own `destroy()` the same rule: Node's autoDestroy
- * calls it once both directions are done, which is every connection that
- * ends cleanly, and there the `end()` could only fail.
+ * Lets go of a direct-tcpip channel without a second `end()`. ssh2's
+ * `destroy()` is `end()` then `close()`; on a channel whose writing side has
+ * already ended (the usual case: EOF was passed on before the close) that
+ * `end()` builds an ERR_STREAM_ALREADY_FINISHED error with its stack trace
+ * for nothing, a measurable share of the CPU per connection. Node's
+ * autoDestroy calls `destroy()` itself once both directions are done, so the
+ * channel's own `destroy()` gets the rule: `close()` alone once ended.
  */
 export const destroyWithoutSecondEnd = (channel: ClientChannel): void => {
+  const ssh2Destroy = channel.destroy.bind(channel);
   channel.destroy = function destroy(this: ClientChannel) {
-    if (!this.writableEnded) this.end();
-    this.close();
+    if (this.writableEnded) this.close();
+    else ssh2Destroy();
     return this;
   } as ClientChannel['destroy'];
 };
@@ -268,10 +261,7 @@ export const makeDirectTransport = (
         capping?.cap(channel);
         queueAtMostOneRead(channel, LENT_READ_BYTES);
         destroyWithoutSecondEnd(channel);
-        streams.attach(c.id, 'remote', channel, {
-          destroy: () => closeChannel(channel),
-          takesNow: channelTakesNow(channel),
-        });
+        streams.attach(c.id, 'remote', channel, { takesNow: channelTakesNow(channel) });
         events.next({ kind: 'chan.open', t: now(), id: c.id });
       },
     );

@@ -4,7 +4,7 @@ import type { ClientChannel } from 'ssh2';
 import { describe, expect, it } from 'vitest';
 import type { Command } from '../../src/domain/commands.js';
 import type { Event } from '../../src/domain/events.js';
-import { closeChannel } from '../../src/effects/direct-transport.js';
+import { destroyWithoutSecondEnd } from '../../src/effects/direct-transport.js';
 import { makeStreamsDriver } from '../../src/effects/streams-driver.js';
 
 const setup = () => {
@@ -63,13 +63,15 @@ describe("closing a direct-tcpip channel (ssh2's destroy() is end() + close())",
 
   it('only closes a channel whose writing side has ended (no second end())', () => {
     const { channel, calls } = fake(true);
-    closeChannel(channel);
+    destroyWithoutSecondEnd(channel);
+    channel.destroy();
     expect(calls).toEqual(['close']);
   });
 
   it('destroys (ends and closes) a channel still open for writing', () => {
     const { channel, calls } = fake(false);
-    closeChannel(channel);
+    destroyWithoutSecondEnd(channel);
+    channel.destroy();
     expect(calls).toEqual(['destroy']);
   });
 });
