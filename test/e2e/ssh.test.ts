@@ -31,12 +31,14 @@ import { loadSshConfig } from '../../src/effects/ssh/config-file.js';
 import {
   type ConnectOptions,
   connectSsh,
+  SSH_READ_BUDGET,
   type SshConnection,
   type SshError,
 } from '../../src/effects/ssh/connect.js';
 import { execCommand } from '../../src/effects/ssh/exec.js';
 import { fingerprintOf } from '../../src/effects/ssh/host-keys.js';
 import type { Prompter } from '../../src/effects/ssh/types.js';
+import { bytesPerTurn } from '../unit/fixtures/per-turn.js';
 
 const SSHD = '/usr/sbin/sshd';
 const KEYGEN = '/usr/bin/ssh-keygen';
@@ -597,6 +599,40 @@ describe.skipIf(missing !== null)('built-in ssh client against sshd', () => {
       expect(got.equals(payload)).toBe(true);
     } finally {
       echo.close();
+    }
+  });
+
+  it('reads the SSH socket at most a budget per event-loop turn', async () => {
+    const bulk: Server = createServer((s) => s.end(randomBytes(6 * 1024 * 1024)));
+    await new Promise<void>((r) => bulk.listen(0, '127.0.0.1', r));
+    const addr = bulk.address();
+    const bulkPort = typeof addr === 'object' && addr !== null ? addr.port : 0;
+    try {
+      const c = await ok(connect(writeConfig({ srv: hostBlock(sshd1, knownHostsFor(sshd1)) })));
+      const sock = (c.client as unknown as { _sock: Socket })._sock;
+      const turns = bytesPerTurn(sock);
+      let got = 0;
+      await new Promise<void>((resolve, reject) => {
+        c.client.forwardOut('127.0.0.1', 0, '127.0.0.1', bulkPort, (err, ch) => {
+          if (err) return reject(err);
+          ch.on('data', (d: Buffer) => {
+            got += d.length;
+          });
+          ch.on('end', () => resolve());
+          // Stall the loop now and then, so that sshd queues up to the window.
+          const stall = setInterval(() => {
+            const until = Date.now() + 30;
+            while (Date.now() < until);
+          }, 60);
+          ch.on('close', () => clearInterval(stall));
+          ch.on('end', () => clearInterval(stall));
+        });
+      });
+      expect(got).toBe(6 * 1024 * 1024);
+      // The read that crossed the budget and one the stream took before it stopped.
+      expect(Math.max(...turns)).toBeLessThanOrEqual(SSH_READ_BUDGET + 2 * 64 * 1024);
+    } finally {
+      bulk.close();
     }
   });
 
