@@ -3,7 +3,12 @@ import { fc, it as itProp } from '@fast-check/vitest';
 import type { Client, ClientChannel } from 'ssh2';
 import { describe, expect, it } from 'vitest';
 import {
+  keepRttSample,
   MIN_LIMIT,
+  pathRtt,
+  RTT_SAMPLES,
+  receivingSince,
+  SHARED_MIN_LIMIT,
   SSH2_THRESHOLD,
   SSH2_WINDOW,
   topUp,
@@ -19,6 +24,48 @@ describe('the window for a path', () => {
     expect(windowLimitFor(1)).toBe(1_000_000);
     expect(windowLimitFor(40)).toBe(SSH2_WINDOW); // the Internet: as OpenSSH
   });
+
+  it('shared with channels that are receiving, a short path floors at 256 KiB instead', () => {
+    expect(windowLimitFor(0.05, true)).toBe(SHARED_MIN_LIMIT);
+    expect(SHARED_MIN_LIMIT).toBeLessThan(MIN_LIMIT);
+    expect(windowLimitFor(1, true)).toBe(1_000_000); // a path's BDP is never cut
+    expect(windowLimitFor(null, true)).toBe(SSH2_WINDOW);
+  });
+});
+
+describe('the round trip of a path', () => {
+  it('is the quickest of the recent samples; none: unknown', () => {
+    expect(pathRtt([])).toBeNull();
+    expect(pathRtt([12, 0.4, 3])).toBe(0.4);
+  });
+
+  itProp.prop([fc.array(fc.double({ min: 0.01, max: 500, noNaN: true }), { maxLength: 100 })])(
+    'keeps the last RTT_SAMPLES samples, in order',
+    (all) => {
+      let kept: readonly number[] = [];
+      for (const ms of all) kept = keepRttSample(kept, ms);
+      expect(kept).toEqual(all.slice(-RTT_SAMPLES));
+    },
+  );
+});
+
+describe('which channels are receiving', () => {
+  const views = fc.dictionary(
+    fc.integer({ min: 0, max: 50 }).map(String),
+    fc.integer({ min: 0, max: SSH2_WINDOW }),
+  );
+  itProp.prop([views, views])(
+    'a channel is receiving iff its view moved since the last sample, or it is new',
+    (before, now) => {
+      const toMap = (d: Record<string, number>) =>
+        new Map(Object.entries(d).map(([k, v]) => [Number(k), v]));
+      const moved = receivingSince(toMap(before), toMap(now));
+      for (const [k, v] of Object.entries(now)) {
+        expect(moved.has(Number(k))).toBe(before[k] !== v);
+      }
+      for (const id of moved) expect(String(id) in now).toBe(true);
+    },
+  );
 });
 
 /**
@@ -26,7 +73,7 @@ describe('the window for a path', () => {
  * ssh2 lowers its view per packet and, at or below its threshold, tops up
  * through {@link topUp} (as the effects wrapper does).
  */
-const simulate = (limit: number, packets: readonly number[]) => {
+const simulate = (limitOf: number | ((packet: number) => number), packets: readonly number[]) => {
   let credit = SSH2_WINDOW; // granted in the open request
   let view = SSH2_WINDOW;
   let book: WindowBook = { credit, view };
@@ -34,7 +81,8 @@ const simulate = (limit: number, packets: readonly number[]) => {
   let received = 0;
   let topUps = 0;
   const seen: { credit: number; view: number; afterFirstTopUp: boolean }[] = [];
-  for (const want of packets) {
+  for (const [i, want] of packets.entries()) {
+    const limit = typeof limitOf === 'number' ? limitOf : limitOf(i);
     const n = Math.min(want, credit);
     if (n === 0) return { stalled: true, credit, granted, received, seen, topUps };
     credit -= n;
@@ -62,6 +110,16 @@ describe('topping up a capped channel', () => {
     'sshd never runs out of credit, ssh2 never sees data beyond its view, bytes are conserved',
     (limit, packets) => {
       const r = simulate(limit, packets);
+      expect(r.stalled).toBe(false);
+      expect(r.granted).toBe(r.received + r.credit);
+      for (const s of r.seen) expect(s.view).toBeGreaterThanOrEqual(s.credit);
+    },
+  );
+
+  itProp.prop([fc.array(limitArb, { minLength: 1, maxLength: 20 }), packetsArb])(
+    'with a limit that changes as channels start and stop receiving, the same holds',
+    (limits, packets) => {
+      const r = simulate((i) => limits[i % limits.length]!, packets);
       expect(r.stalled).toBe(false);
       expect(r.granted).toBe(r.received + r.credit);
       for (const s of r.seen) expect(s.view).toBeGreaterThanOrEqual(s.credit);
@@ -164,5 +222,96 @@ describe('the wrapper around ssh2 (its own Channel and windowAdjust)', () => {
     for (let i = 0; i < 400; i++) receive(32 * 1024); // 12.5 MiB through
     expect(credit).toBeLessThanOrEqual(MIN_LIMIT);
     expect(granted).toBe(400 * 32 * 1024 + credit - SSH2_WINDOW);
+  });
+
+  /** A channel of `client` and what it does per CHANNEL_DATA packet; `credit` is sshd's. */
+  const openChannel = (client: unknown, remoteId: number, sent: [number, number][]) => {
+    const channel = new Channel(client, {
+      type: 'direct-tcpip',
+      incoming: { id: remoteId, window: SSH2_WINDOW, packetSize: 32768, state: 'open' },
+      outgoing: { id: remoteId, window: SSH2_WINDOW, packetSize: 32768, state: 'open' },
+    });
+    const internals = channel as unknown as { incoming: { window: number } };
+    const state = { credit: SSH2_WINDOW };
+    const receive = (n: number) => {
+      state.credit -= n;
+      internals.incoming.window -= n;
+      if (internals.incoming.window <= SSH2_THRESHOLD) windowAdjust(channel);
+      for (let i = 0; i < sent.length; ) {
+        const [id, amount] = sent[i]!;
+        if (id === remoteId) {
+          state.credit += amount;
+          sent.splice(i, 1);
+        } else i++;
+      }
+      expect(state.credit).toBeGreaterThan(0);
+    };
+    return { channel, receive, state };
+  };
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('keeps timing round trips after the first ones and uses the quickest', async () => {
+    const { client } = ssh2Client();
+    // The first three answers are slow, as while the client starts.
+    let pings = 0;
+    client._protocol.ping = () => {
+      const answer = () => client._callbacks.shift()?.(true);
+      if (++pings <= 3) setTimeout(answer, 15);
+      else queueMicrotask(answer);
+    };
+    const windows = receiveWindows(client as unknown as Client, { pingEveryMs: 5, sampleMs: 10 });
+    for (let i = 0; i < 20 && windows.rttMs() === null; i++) await sleep(10);
+    expect(windows.rttMs()).toBeGreaterThanOrEqual(14);
+    await sleep(60);
+    expect(pings).toBeGreaterThan(3);
+    expect(windows.rttMs()).toBeLessThan(5);
+  });
+
+  it('holds a bulk channel to the shared floor while another channel is receiving', async () => {
+    const { client, sent } = ssh2Client();
+    const windows = receiveWindows(client as unknown as Client, {
+      pingEveryMs: 60_000,
+      sampleMs: 10,
+    });
+    for (let i = 0; i < 10 && windows.rttMs() === null; i++) await sleep(5);
+    expect(windows.rttMs()).toBeLessThan(5); // a LAN-like path: the floors apply
+    const bulk = openChannel(client, 9, sent);
+    const small = openChannel(client, 11, sent);
+    windows.cap(bulk.channel);
+    windows.cap(small.channel);
+    const bulkRun = (packets: number) => {
+      const credits: number[] = [];
+      for (let i = 0; i < packets; i++) {
+        bulk.receive(32 * 1024);
+        credits.push(bulk.state.credit);
+      }
+      return credits.slice(-100);
+    };
+
+    // Alone: between half the 512 KiB floor and the floor.
+    await sleep(25);
+    const alone = bulkRun(400);
+    expect(Math.max(...alone)).toBeLessThanOrEqual(MIN_LIMIT);
+    expect(Math.max(...alone)).toBeGreaterThan(SHARED_MIN_LIMIT);
+
+    // The small channel gets answers all along: the bulk drops to 256 KiB.
+    const answers = setInterval(() => small.receive(300), 2);
+    const roundMax: number[] = [];
+    try {
+      for (let round = 0; round < 5; round++) {
+        await sleep(12);
+        roundMax.push(Math.max(...bulkRun(60)));
+      }
+    } finally {
+      clearInterval(answers);
+    }
+    // Most rounds (a starved timer on a busy machine may miss a sample).
+    expect(roundMax.slice(1).filter((m) => m <= SHARED_MIN_LIMIT).length).toBeGreaterThanOrEqual(3);
+
+    // The small channel goes quiet: the bulk is back to its own floor.
+    await sleep(35);
+    const again = bulkRun(400);
+    expect(Math.max(...again)).toBeGreaterThan(SHARED_MIN_LIMIT);
+    expect(Math.max(...again)).toBeLessThanOrEqual(MIN_LIMIT);
   });
 });

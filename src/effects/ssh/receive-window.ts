@@ -4,11 +4,19 @@
  * calling its protocol's channelWindowAdjust(remoteId, amount) right after
  * raising the channel's `incoming.window`; we stand in for that call.
  * The round trip the window is sized for is timed with OpenSSH's keepalive
- * request (answered at once, as ssh2's own keepalive uses it), the quickest
- * of a few. Written against ssh2 1.x's Channel.js and client.js.
+ * request (answered at once, as ssh2's own keepalive uses it): the quickest
+ * of the last minute's. Which channels are receiving is sampled from their
+ * window views. Written against ssh2 1.x's Channel.js and client.js.
  */
 import type { Client, ClientChannel } from 'ssh2';
-import { topUp, type WindowBook, windowLimitFor } from '../../domain/receive-window.js';
+import {
+  keepRttSample,
+  pathRtt,
+  receivingSince,
+  topUp,
+  type WindowBook,
+  windowLimitFor,
+} from '../../domain/receive-window.js';
 
 interface Internals {
   readonly incoming: { window: number };
@@ -27,45 +35,109 @@ export interface ReceiveWindows {
   readonly rttMs: () => number | null;
 }
 
-const PINGS = 3;
+const FIRST_PINGS = 3;
+/** A keepalive round trip is timed this often after the first ones (ms). */
+const PING_EVERY_MS = 2_000;
 
-/** Times `PINGS` keepalive round trips one after the other; the quickest, or null. */
-const measureRtt = async (client: Client, protocol: Protocol): Promise<number | null> => {
+/**
+ * Times keepalive round trips: a few at once, then one every
+ * `PING_EVERY_MS` until the connection closes, each passed to `onSample`.
+ * The first ones run while the client is still starting (10-14 ms in the
+ * lab against 0.3-0.9 ms later), hence the later ones.
+ */
+const timeRoundTrips = (
+  client: Client,
+  protocol: Protocol,
+  everyMs: number,
+  onSample: (ms: number) => void,
+): void => {
   const callbacks = (client as unknown as { _callbacks?: ReplyCallback[] })._callbacks;
-  if (!Array.isArray(callbacks)) return null;
-  let best: number | null = null;
-  for (let i = 0; i < PINGS; i++) {
-    const t0 = performance.now();
-    const answered = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), 5_000).unref();
+  if (!Array.isArray(callbacks)) return;
+  let closed = false;
+  const once = (): Promise<number | null> =>
+    new Promise((resolve) => {
+      const t0 = performance.now();
+      const timer = setTimeout(() => resolve(null), 5_000).unref();
       callbacks.push(() => {
         clearTimeout(timer);
-        resolve(true);
+        resolve(performance.now() - t0);
       });
       try {
         protocol.ping();
       } catch {
         clearTimeout(timer);
-        resolve(false);
+        resolve(null);
       }
     });
-    if (!answered) return best;
-    const took = performance.now() - t0;
-    best = best === null ? took : Math.min(best, took);
-  }
-  return best;
+  const run = async (): Promise<void> => {
+    for (let i = 0; i < FIRST_PINGS; i++) {
+      const ms = await once();
+      if (ms === null) return;
+      onSample(ms);
+    }
+    while (!closed) {
+      await new Promise((r) => setTimeout(r, everyMs).unref());
+      if (closed) return;
+      const ms = await once();
+      if (ms === null) return;
+      onSample(ms);
+    }
+  };
+  const c = client as unknown as { once?: (e: string, f: () => void) => void };
+  c.once?.('close', () => {
+    closed = true;
+  });
+  void run();
 };
 
-export const receiveWindows = (client: Client): ReceiveWindows => {
-  const capped = new Map<number, { channel: Internals; limit: number; book: WindowBook }>();
+/** How often the channels that are receiving are sampled (ms). */
+const SAMPLE_MS = 100;
+
+export interface ReceiveWindowTiming {
+  /** Round trips after the first ones, one per this (ms). */
+  readonly pingEveryMs: number;
+  /** Which channels are receiving, sampled once per this (ms). */
+  readonly sampleMs: number;
+}
+
+export const receiveWindows = (
+  client: Client,
+  timing: ReceiveWindowTiming = { pingEveryMs: PING_EVERY_MS, sampleMs: SAMPLE_MS },
+): ReceiveWindows => {
+  const capped = new Map<number, { channel: Internals; book: WindowBook }>();
   const protocol = (client as unknown as { _protocol?: Protocol })._protocol;
   if (protocol === undefined || typeof protocol.channelWindowAdjust !== 'function') {
     return { cap: () => {}, rttMs: () => null }; // not the ssh2 we know: leave it alone
   }
+  let samples: readonly number[] = [];
   let rtt: number | null = null;
-  void measureRtt(client, protocol).then((ms) => {
-    rtt = ms;
+  timeRoundTrips(client, protocol, timing.pingEveryMs, (ms) => {
+    samples = keepRttSample(samples, ms);
+    rtt = pathRtt(samples);
   });
+
+  // Which channels received data in the last period; sampled only while
+  // there are two or more, since a channel alone shares the path with nobody.
+  let views = new Map<number, number>();
+  let receiving: ReadonlySet<number> = new Set();
+  let sampler: NodeJS.Timeout | null = null;
+  const sample = (): void => {
+    const now = new Map<number, number>();
+    for (const [id, e] of capped) now.set(id, e.channel.incoming.window);
+    receiving = receivingSince(views, now);
+    views = now;
+  };
+  const watch = (): void => {
+    if (capped.size >= 2 && sampler === null) {
+      sampler = setInterval(sample, timing.sampleMs);
+      sampler.unref();
+    } else if (capped.size < 2 && sampler !== null) {
+      clearInterval(sampler);
+      sampler = null;
+      receiving = new Set();
+    }
+  };
+
   const original = protocol.channelWindowAdjust.bind(protocol);
   protocol.channelWindowAdjust = (remoteId, amount) => {
     const entry = capped.get(remoteId);
@@ -73,7 +145,9 @@ export const receiveWindows = (client: Client): ReceiveWindows => {
       original(remoteId, amount);
       return;
     }
-    const next = topUp(entry.book, entry.channel.incoming.window - amount, entry.limit);
+    const others = receiving.size - (receiving.has(remoteId) ? 1 : 0);
+    const limit = windowLimitFor(rtt, others > 0);
+    const next = topUp(entry.book, entry.channel.incoming.window - amount, limit);
     entry.book = next.book;
     entry.channel.incoming.window = next.view;
     if (next.grant > 0) original(remoteId, next.grant);
@@ -81,14 +155,15 @@ export const receiveWindows = (client: Client): ReceiveWindows => {
   return {
     rttMs: () => rtt,
     cap: (channel) => {
-      const limit = windowLimitFor(rtt);
       const c = channel as unknown as Internals;
       const id = c.outgoing.id;
       // Until now ssh2's view is the real credit (it grants 2 MiB at open).
       const now = c.incoming.window;
-      capped.set(id, { channel: c, limit, book: { credit: now, view: now } });
+      capped.set(id, { channel: c, book: { credit: now, view: now } });
+      watch();
       channel.once('close', () => {
         if (capped.get(id)?.channel === c) capped.delete(id);
+        watch();
       });
     },
   };
