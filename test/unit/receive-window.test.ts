@@ -25,11 +25,25 @@ describe('the window for a path', () => {
     expect(windowLimitFor(40)).toBe(SSH2_WINDOW); // the Internet: as OpenSSH
   });
 
-  it('shared with channels that are receiving, a short path floors at 256 KiB instead', () => {
-    expect(windowLimitFor(0.05, true)).toBe(SHARED_MIN_LIMIT);
+  it('shared with channels that are receiving, an equal share of the BDP, at least 256 KiB', () => {
+    expect(windowLimitFor(0.05, 2)).toBe(SHARED_MIN_LIMIT); // a LAN
     expect(SHARED_MIN_LIMIT).toBeLessThan(MIN_LIMIT);
-    expect(windowLimitFor(1, true)).toBe(1_000_000); // a path's BDP is never cut
-    expect(windowLimitFor(null, true)).toBe(SSH2_WINDOW);
+    expect(windowLimitFor(1, 2)).toBe(500_000);
+    expect(windowLimitFor(1, 3)).toBe(333_334);
+    expect(windowLimitFor(1, 8)).toBe(SHARED_MIN_LIMIT);
+    expect(windowLimitFor(40, 2)).toBe(SSH2_WINDOW); // the Internet: as OpenSSH
+    expect(windowLimitFor(null, 2)).toBe(SSH2_WINDOW);
+    expect(windowLimitFor(0.05, 1)).toBe(MIN_LIMIT); // alone
+  });
+
+  itProp.prop([
+    fc.option(fc.double({ min: 0, max: 100, noNaN: true }), { nil: null }),
+    fc.integer({ min: 1, max: 1000 }),
+  ])('never above the window alone, never below 256 KiB, never above ssh2', (rtt, n) => {
+    const w = windowLimitFor(rtt, n);
+    expect(w).toBeLessThanOrEqual(windowLimitFor(rtt, 1));
+    expect(w).toBeGreaterThanOrEqual(SHARED_MIN_LIMIT);
+    expect(w).toBeLessThanOrEqual(SSH2_WINDOW);
   });
 });
 

@@ -146,7 +146,7 @@ export const receiveWindows = (
       return;
     }
     const others = receiving.size - (receiving.has(remoteId) ? 1 : 0);
-    const limit = windowLimitFor(rtt, others > 0);
+    const limit = windowLimitFor(rtt, others + 1);
     const next = topUp(entry.book, entry.channel.incoming.window - amount, limit);
     entry.book = next.book;
     entry.channel.incoming.window = next.view;
