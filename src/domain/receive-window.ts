@@ -22,8 +22,8 @@
  * is what they wait for. A bulk transfer alone keeps the 512 KiB floor, so it
  * still fills the pipe (with the round trip timed over a minute, not only at
  * start: lab p99 under a download 4.1-4.8 against 4.7-7.8 ms, the download
- * 5% slower; the equal share took the p99 from 4.7 to 3.9 ms, medians of
- * nine runs).
+ * 5% slower; the equal share then took it from 4.7 to 3.9 ms, medians of
+ * five runs).
  */
 
 /** ssh2's window per channel (Channel.js MAX_WINDOW) and its top-up point. */
