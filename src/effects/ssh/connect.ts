@@ -72,7 +72,7 @@ const DEFAULT_TIMEOUT_S = 20;
 /**
  * Bytes of the SSH socket one event-loop turn may read (read-budget.ts): a
  * bulk download's turn read up to 2 MiB and small answers waited for it
- * (lab p99 under transfer 11-16 ms, 5-7 ms with 64 KiB).
+ * (lab p99 under transfer 13.9-16.0 ms, 4.9-10.0 ms with 64 KiB).
  */
 export const SSH_READ_BUDGET = 64 * 1024;
 

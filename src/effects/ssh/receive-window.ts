@@ -134,6 +134,8 @@ export const receiveWindows = (
     } else if (capped.size < 2 && sampler !== null) {
       clearInterval(sampler);
       sampler = null;
+      // Start afresh next time: a stale view would pass for (or hide) movement.
+      views = new Map();
       receiving = new Set();
     }
   };
