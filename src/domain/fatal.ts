@@ -80,6 +80,8 @@ export const classifyMessage = (
 const ALREADY_HINTED: Partial<Record<FatalCause, RegExp>> = {
   'node-not-found': /--transport direct/,
   'host-key-changed': /ssh-keygen -R/,
+  // The bind error already says the address is not (yet) here; a port hint would mislead.
+  listen: /EADDRNOTAVAIL/,
 };
 
 /** The `ssh.failed` event for a transport's connect failure (its kind, when it has one). */

@@ -96,6 +96,28 @@ describeLab('--dns with a scoped link-local nameserver (fe80::53%c0)', (lab: Lab
     }
   }
 
+  it('waits for its link-local DNAT target while duplicate address detection runs', async () => {
+    // The address our DNS listener binds is tentative for a while after its
+    // interface comes up; binding it then fails with EADDRNOTAVAIL.
+    const sh = (cmd: string) => lab.inClient(['sh', '-c', cmd]);
+    const ll = (await sh("ip -6 -o addr show dev c0 scope link | awk '{print $4}'")).stdout.trim();
+    expect(ll).toMatch(/^fe80::/);
+    const dad = (await sh('cat /proc/sys/net/ipv6/conf/c0/dad_transmits')).stdout.trim();
+    try {
+      // Three probes a second apart: about three seconds of tentative address.
+      await sh(
+        `echo 3 >/proc/sys/net/ipv6/conf/c0/dad_transmits && ip -6 addr del ${ll} dev c0 && ip -6 addr add ${ll} dev c0`,
+      );
+      expect((await sh('ip -6 -o addr show dev c0 tentative')).stdout).toContain(ll.split('/')[0]);
+      await withResolv(async () => {
+        await start('nft', 'direct');
+        expect((await getent()).stdout).toMatch(/^203\.0\.113\.2\s/);
+      });
+    } finally {
+      await sh(`echo ${dad} >/proc/sys/net/ipv6/conf/c0/dad_transmits`);
+    }
+  });
+
   it.each(['nft', 'nat'])('%s: SIGKILL of the client leaves no rule behind', async (method) => {
     await withResolv(async () => {
       const t = await start(method, 'direct');

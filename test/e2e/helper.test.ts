@@ -41,7 +41,7 @@ describeLab('helper transport', (lab: LabHandle) => {
   };
   const connected = (t: Tunnel) =>
     waitFor(
-      `tunnel up (${t.out.stderr.slice(-600)})`,
+      () => `tunnel up (${t.out.stderr.slice(-600)})`,
       () => t.out.stderr.includes('Connected to server.') || undefined,
       30_000,
     );

@@ -176,9 +176,12 @@ export const outputOf = (
   };
 };
 
-/** Polls `check` every `everyMs` until it is truthy; rejects with `what` after `timeoutMs`. */
+/**
+ * Polls `check` every `everyMs` until it is truthy; rejects with `what` after
+ * `timeoutMs` (a function is read then, so it can show what the wait saw).
+ */
 export const waitFor = async <T>(
-  what: string,
+  what: string | (() => string),
   check: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = 10_000,
   everyMs = 100,
@@ -188,7 +191,9 @@ export const waitFor = async <T>(
     const v = await check();
     if (v !== undefined && v !== false) return v;
     if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`,
+      );
     await new Promise((r) => setTimeout(r, everyMs));
   }
 };

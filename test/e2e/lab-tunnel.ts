@@ -66,10 +66,19 @@ export const stopAllTunnels = async (
   );
 };
 
-/** Resolves once `text` is in the tunnel's stderr. */
-export const logged = (t: Tunnel, text: string, ms = 30_000): Promise<true> =>
-  waitFor(
-    `"${text}" in the log (${t.out.stderr.slice(-600)})`,
-    () => t.out.stderr.includes(text) || undefined,
+/** Resolves once `text` is in the tunnel's stderr; rejects at once if the tunnel exits first. */
+export const logged = async (t: Tunnel, text: string, ms = 30_000): Promise<true> => {
+  const { child } = t;
+  await waitFor(
+    () => `"${text}" in the log (${t.out.stderr.slice(-600)})`,
+    () => t.out.stderr.includes(text) || child.exitCode !== null || child.signalCode !== null,
     ms,
   );
+  // An exited child's last output may still be in the pipe.
+  const late = await waitFor('', () => t.out.stderr.includes(text), 1_000).catch(() => false);
+  if (!late)
+    throw new Error(
+      `the tunnel exited (${child.exitCode ?? child.signalCode}) before "${text}": ${t.out.stderr.slice(-600)}`,
+    );
+  return true;
+};

@@ -39,7 +39,7 @@ describeLab('DNS and auto-nets through the direct transport', (lab: LabHandle) =
     running.add(child);
     const out = outputOf(child);
     await waitFor(
-      `tunnel up (${out.stderr.slice(-300)})`,
+      () => `tunnel up (${out.stderr.slice(-300)})`,
       () => out.stderr.includes('Connected to server.') || undefined,
       20_000,
     );

@@ -86,7 +86,7 @@ describeLab('least privilege (sudo)', (lab: LabHandle) => {
     const child = lab.spawnInClient(clientArgv());
     const out = outputOf(child);
     await waitFor(
-      `tunnel up (${out.stderr.slice(-600)})`,
+      () => `tunnel up (${out.stderr.slice(-600)})`,
       () => out.stderr.includes('Connected to server.') || undefined,
       30_000,
     );
@@ -116,7 +116,7 @@ describeLab('least privilege (sudo)', (lab: LabHandle) => {
     const child = lab.spawnInClient(onTerminal(clientArgv()), { stdin: true });
     const out = outputOf(child);
     await waitFor(
-      `tunnel up (${out.stdout.slice(-600)})`,
+      () => `tunnel up (${out.stdout.slice(-600)})`,
       () => out.stdout.includes('Connected to server.') || undefined,
       30_000,
     );
@@ -181,7 +181,7 @@ describeLab('least privilege (sudo)', (lab: LabHandle) => {
     );
     const out = outputOf(child);
     await waitFor(
-      `tunnel up (${out.stderr.slice(-600)})`,
+      () => `tunnel up (${out.stderr.slice(-600)})`,
       () => out.stderr.includes('Connected to server.') || undefined,
       30_000,
     );

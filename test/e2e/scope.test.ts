@@ -55,7 +55,7 @@ describeLab('capture scope', (lab: LabHandle) => {
     running.add(child);
     const out = outputOf(child);
     await waitFor(
-      `tunnel up (${out.stderr.slice(-600)})`,
+      () => `tunnel up (${out.stderr.slice(-600)})`,
       () => out.stderr.includes('Connected to server.') || undefined,
       30_000,
     );

@@ -41,7 +41,7 @@ describeLab('direct transport', (lab: LabHandle) => {
   };
   const connected = (t: Tunnel) =>
     waitFor(
-      `tunnel up (${t.out.stderr.slice(-400)})`,
+      () => `tunnel up (${t.out.stderr.slice(-400)})`,
       () => t.out.stderr.includes('Connected to server.') || undefined,
       20_000,
     );
