@@ -23,6 +23,14 @@ type Node<V> = readonly Slot<V>[];
 /** Largest key + 1 a trie of `shift` (levels * BITS - BITS) can hold. */
 const capacity = (shift: number): number => 2 ** (shift + BITS);
 
+/**
+ * The slot of `key` at the level of `shift`. Ids fit 31 bits in practice,
+ * where a shift is several times cheaper than the division (`**` and `/`
+ * on doubles) that larger safe integers need.
+ */
+const slotOf = (key: number, shift: number): number =>
+  key <= 0x7fffffff && shift < 31 ? (key >>> shift) & MASK : (key / 2 ** shift) & MASK;
+
 const isEmpty = <V>(node: Node<V>): boolean => node.every((x) => x === undefined);
 
 export class IntMap<V extends NonNullable<unknown> | null> implements ReadonlyMap<number, V> {
@@ -42,20 +50,25 @@ export class IntMap<V extends NonNullable<unknown> | null> implements ReadonlyMa
     return m;
   }
 
+  /** Largest key + 1 this trie holds without growing. */
+  private readonly limit: number;
+
   private constructor(
     private readonly root: Node<V> | undefined,
     /** Bit shift of the root level: 0 for a one-level trie. */
     private readonly shift: number,
     readonly size: number,
-  ) {}
+  ) {
+    this.limit = capacity(shift);
+  }
 
   get(key: number): V | undefined {
-    if (this.root === undefined || !IntMap.validKey(key) || key >= capacity(this.shift)) {
+    if (this.root === undefined || !(key < this.limit) || !IntMap.validKey(key)) {
       return undefined;
     }
     let node: Node<V> = this.root;
     for (let shift = this.shift; shift > 0; shift -= BITS) {
-      const next = node[(key / 2 ** shift) & MASK] as Node<V> | undefined;
+      const next = node[slotOf(key, shift)] as Node<V> | undefined;
       if (next === undefined) return undefined;
       node = next;
     }
@@ -124,7 +137,7 @@ export class IntMap<V extends NonNullable<unknown> | null> implements ReadonlyMa
     if (shift === 0) {
       copy[key & MASK] = value;
     } else {
-      const i = (key / 2 ** shift) & MASK;
+      const i = slotOf(key, shift);
       copy[i] = IntMap.put(copy[i] as Node<V> | undefined, shift - BITS, key, value);
     }
     return copy;
@@ -135,7 +148,7 @@ export class IntMap<V extends NonNullable<unknown> | null> implements ReadonlyMa
     if (shift === 0) {
       copy[key & MASK] = undefined;
     } else {
-      const i = (key / 2 ** shift) & MASK;
+      const i = slotOf(key, shift);
       copy[i] = IntMap.remove(copy[i] as Node<V>, shift - BITS, key);
     }
     return isEmpty(copy) ? undefined : copy;
