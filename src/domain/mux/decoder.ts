@@ -191,7 +191,15 @@ const scanFrames = (
       take > 0 ? { head: chunk.subarray(off, off + take), tail: partial.pieces } : partial.pieces;
     off += take;
     offset += take;
-    const next = { ...partial, have, pieces };
+    // A literal: V8 copies a spread through a slow path, and this runs per chunk.
+    const next: Extract<Partial, { stage: 'payload' }> = {
+      stage: 'payload',
+      channel: partial.channel,
+      cmd: partial.cmd,
+      len: partial.len,
+      have,
+      pieces,
+    };
     if (have < partial.len) return [framesAt(offset, next), out];
     out.push({ channel: partial.channel, cmd: partial.cmd, payload: assemble(next) });
     partial = null;
