@@ -108,6 +108,20 @@ export class IntMap<V extends NonNullable<unknown> | null> implements ReadonlyMa
       : new IntMap(root, this.shift, this.size - 1);
   }
 
+  /** The entry with the smallest key, if any (empty subtrees are dropped, so this is O(depth * 32)). */
+  first(): [number, V] | undefined {
+    let node = this.root;
+    if (node === undefined) return undefined;
+    let key = 0;
+    for (let shift = this.shift; ; shift -= BITS) {
+      const i = node.findIndex((x) => x !== undefined);
+      if (i < 0) return undefined;
+      key += i * 2 ** shift;
+      if (shift === 0) return [key, node[i] as V];
+      node = node[i] as Node<V>;
+    }
+  }
+
   *entries(): MapIterator<[number, V]> {
     if (this.root !== undefined) yield* IntMap.walk(this.root, this.shift, 0);
   }

@@ -12,6 +12,7 @@
  */
 import type { Command } from './commands.js';
 import type { EventOf } from './events.js';
+import { IntMap } from './int-map.js';
 import type { Endpoint } from './ports.js';
 import type { Family } from './subnet.js';
 
@@ -32,6 +33,8 @@ export interface UdpSession {
   readonly opened: number;
   /** Time of the last datagram, either direction. */
   readonly last: number;
+  /** Its key in `UdpState.idle`: raised by every datagram. */
+  readonly touch: number;
   readonly up: { readonly datagrams: number; readonly bytes: number };
   readonly down: { readonly datagrams: number; readonly bytes: number };
 }
@@ -47,18 +50,28 @@ export interface UdpTotals {
   readonly dropped: number;
 }
 
+/**
+ * A datagram changes one session in O(log n): the sessions and the idle
+ * order are persistent maps that share all but the path to that entry, and
+ * the source index changes only when a session opens or closes.
+ */
 export interface UdpState {
-  /** Sessions by source key ({@link udpKey}). */
-  readonly sessions: ReadonlyMap<string, UdpSession>;
-  /** Source key by session id. */
-  readonly byId: ReadonlyMap<number, string>;
+  /** Live sessions by id. */
+  readonly sessions: IntMap<UdpSession>;
+  /** Session id by source key ({@link udpKey}); copied only on open and close. */
+  readonly byKey: ReadonlyMap<string, number>;
+  /** Session id by `touch`, ascending: the least recently active first. */
+  readonly idle: IntMap<number>;
+  readonly nextTouch: number;
   readonly nextId: number;
   readonly totals: UdpTotals;
 }
 
 export const initialUdp: UdpState = {
-  sessions: new Map(),
-  byId: new Map(),
+  sessions: IntMap.empty(),
+  byKey: new Map(),
+  idle: IntMap.empty(),
+  nextTouch: 1,
   nextId: 1,
   totals: {
     opened: 0,
@@ -83,27 +96,112 @@ const show = (e: Endpoint): string =>
 const summary = (u: UdpSession): string =>
   `${u.up.datagrams} datagrams (${u.up.bytes} bytes) up, ${u.down.datagrams} (${u.down.bytes} bytes) down`;
 
+const none: readonly Command[] = [];
+
+type Counter = keyof UdpTotals;
+
+/** `t` with `counter` raised by one and `bytes` added to `bytesUp` or `bytesDown` (a literal: see session.ts on spreads). */
+const bump = (t: UdpTotals, counter: Counter, bytes = 0): UdpTotals => ({
+  opened: counter === 'opened' ? t.opened + 1 : t.opened,
+  closed: counter === 'closed' ? t.closed + 1 : t.closed,
+  datagramsUp: counter === 'datagramsUp' ? t.datagramsUp + 1 : t.datagramsUp,
+  datagramsDown: counter === 'datagramsDown' ? t.datagramsDown + 1 : t.datagramsDown,
+  bytesUp: counter === 'datagramsUp' ? t.bytesUp + bytes : t.bytesUp,
+  bytesDown: counter === 'datagramsDown' ? t.bytesDown + bytes : t.bytesDown,
+  dropped: counter === 'dropped' ? t.dropped + 1 : t.dropped,
+});
+
+const dropped = (s: UdpState): UdpState => ({
+  sessions: s.sessions,
+  byKey: s.byKey,
+  idle: s.idle,
+  nextTouch: s.nextTouch,
+  nextId: s.nextId,
+  totals: bump(s.totals, 'dropped'),
+});
+
 const without = (s: UdpState, u: UdpSession): UdpState => {
-  const sessions = new Map(s.sessions);
-  const byId = new Map(s.byId);
-  sessions.delete(udpKey(u.family, u.src));
-  byId.delete(u.id);
-  return { ...s, sessions, byId, totals: { ...s.totals, closed: s.totals.closed + 1 } };
+  const byKey = new Map(s.byKey);
+  byKey.delete(udpKey(u.family, u.src));
+  return {
+    sessions: s.sessions.delete(u.id),
+    byKey,
+    idle: s.idle.delete(u.touch),
+    nextTouch: s.nextTouch,
+    nextId: s.nextId,
+    totals: bump(s.totals, 'closed'),
+  };
 };
 
-const withSession = (s: UdpState, u: UdpSession): UdpState => {
-  const sessions = new Map(s.sessions);
-  sessions.set(udpKey(u.family, u.src), u);
-  return { ...s, sessions };
+/** `u` after a datagram at `t` one way or the other, moved to the end of the idle order. */
+const touched = (
+  s: UdpState,
+  u: UdpSession,
+  t: number,
+  way: 'up' | 'down',
+  size: number,
+): UdpState => {
+  const touch = s.nextTouch;
+  const next: UdpSession = {
+    id: u.id,
+    family: u.family,
+    src: u.src,
+    opened: u.opened,
+    last: t,
+    touch,
+    up: way === 'up' ? { datagrams: u.up.datagrams + 1, bytes: u.up.bytes + size } : u.up,
+    down: way === 'down' ? { datagrams: u.down.datagrams + 1, bytes: u.down.bytes + size } : u.down,
+  };
+  return {
+    sessions: s.sessions.set(u.id, next),
+    byKey: s.byKey,
+    idle: s.idle.delete(u.touch).set(touch, u.id),
+    nextTouch: touch + 1,
+    nextId: s.nextId,
+    totals: bump(s.totals, way === 'up' ? 'datagramsUp' : 'datagramsDown', size),
+  };
 };
 
-/** Close every session idle for `idleMs` or more at time `t`. */
+/** A new session for `src`, opened at `t` (no datagram counted yet). */
+const opened = (s: UdpState, family: Family, src: Endpoint, t: number): [UdpState, UdpSession] => {
+  const touch = s.nextTouch;
+  const u: UdpSession = {
+    id: s.nextId,
+    family,
+    src,
+    opened: t,
+    last: t,
+    touch,
+    up: { datagrams: 0, bytes: 0 },
+    down: { datagrams: 0, bytes: 0 },
+  };
+  const byKey = new Map(s.byKey);
+  byKey.set(udpKey(family, src), u.id);
+  return [
+    {
+      sessions: s.sessions.set(u.id, u),
+      byKey,
+      idle: s.idle.set(touch, u.id),
+      nextTouch: touch + 1,
+      nextId: s.nextId + 1,
+      totals: bump(s.totals, 'opened'),
+    },
+    u,
+  ];
+};
+
+/**
+ * Close every session idle for `idleMs` or more at time `t`, least recently
+ * active first. Only the expired ones are visited: they lead the idle order.
+ */
 export const expireUdp = (s0: UdpState, t: number, idleMs: number): UdpStep => {
   let s = s0;
-  const cmds: Command[] = [];
-  for (const u of s0.sessions.values()) {
-    if (t - u.last < idleMs) continue;
+  let cmds: Command[] | null = null;
+  for (let oldest = s.idle.first(); oldest !== undefined; oldest = s.idle.first()) {
+    const u = s.sessions.get(oldest[1]);
+    if (u === undefined || t - u.last < idleMs) break;
     s = without(s, u);
+    cmds ??= [];
     cmds.push(
       { kind: 'udp.close', id: u.id },
       {
@@ -114,7 +212,7 @@ export const expireUdp = (s0: UdpState, t: number, idleMs: number): UdpStep => {
       },
     );
   }
-  return [s, cmds];
+  return [s, cmds ?? none];
 };
 
 /** Folds one datagram event; `running` is false before the rules are in and while stopping. */
@@ -123,33 +221,15 @@ export const reduceUdp = (s: UdpState, e: UdpEvent, running: boolean, idleMs: nu
     case 'tick':
       return expireUdp(s, e.t, idleMs);
     case 'udp.recv': {
-      if (!running) {
-        return [{ ...s, totals: { ...s.totals, dropped: s.totals.dropped + 1 } }, []];
-      }
+      if (!running) return [dropped(s), none];
       const [live, expired] = expireUdp(s, e.t, idleMs);
-      const key = udpKey(e.family, e.src);
-      const old = live.sessions.get(key);
+      const id = live.byKey.get(udpKey(e.family, e.src));
+      const old = id === undefined ? undefined : live.sessions.get(id);
       const cmds: Command[] = [...expired];
-      let next = live;
+      let base = live;
       let u: UdpSession;
       if (old === undefined) {
-        u = {
-          id: live.nextId,
-          family: e.family,
-          src: e.src,
-          opened: e.t,
-          last: e.t,
-          up: { datagrams: 0, bytes: 0 },
-          down: { datagrams: 0, bytes: 0 },
-        };
-        const byId = new Map(live.byId);
-        byId.set(u.id, key);
-        next = {
-          ...live,
-          byId,
-          nextId: live.nextId + 1,
-          totals: { ...live.totals, opened: live.totals.opened + 1 },
-        };
+        [base, u] = opened(live, e.family, e.src, e.t);
         cmds.push(
           { kind: 'udp.open', id: u.id, family: e.family, src: e.src },
           {
@@ -160,43 +240,23 @@ export const reduceUdp = (s: UdpState, e: UdpEvent, running: boolean, idleMs: nu
           },
         );
       } else u = old;
-      u = { ...u, last: e.t, up: { datagrams: u.up.datagrams + 1, bytes: u.up.bytes + e.size } };
       cmds.push({ kind: 'udp.send', id: u.id, dst: e.dst, chunk: e.chunk });
-      const totals = {
-        ...next.totals,
-        datagramsUp: next.totals.datagramsUp + 1,
-        bytesUp: next.totals.bytesUp + e.size,
-      };
-      return [{ ...withSession(next, u), totals }, cmds];
+      return [touched(base, u, e.t, 'up', e.size), cmds];
     }
     case 'udp.data': {
-      const key = s.byId.get(e.id);
-      const u = key === undefined ? undefined : s.sessions.get(key);
-      if (u === undefined) {
-        return [{ ...s, totals: { ...s.totals, dropped: s.totals.dropped + 1 } }, []];
-      }
-      const next: UdpSession = {
-        ...u,
-        last: e.t,
-        down: { datagrams: u.down.datagrams + 1, bytes: u.down.bytes + e.size },
-      };
-      const totals = {
-        ...s.totals,
-        datagramsDown: s.totals.datagramsDown + 1,
-        bytesDown: s.totals.bytesDown + e.size,
-      };
+      const u = s.sessions.get(e.id);
+      if (u === undefined) return [dropped(s), none];
       return [
-        { ...withSession(s, next), totals },
+        touched(s, u, e.t, 'down', e.size),
         [{ kind: 'udp.reply', family: u.family, from: e.src, to: u.src, chunk: e.chunk }],
       ];
     }
     case 'udp.opened':
-      return [s, []];
+      return [s, none];
     case 'udp.closed': {
-      const key = s.byId.get(e.id);
-      const u = key === undefined ? undefined : s.sessions.get(key);
+      const u = s.sessions.get(e.id);
       // Already closed by us (expiry): nothing left to do.
-      if (u === undefined) return [s, []];
+      if (u === undefined) return [s, none];
       return [
         without(s, u),
         [

@@ -33,6 +33,7 @@ describe('IntMap, a persistent map keyed by integers', () => {
         expect(m.size).toBe(model.size);
         expect(m.get(o.key)).toBe(model.get(o.key));
         expect(m.has(o.key)).toBe(model.has(o.key));
+        expect(m.first()).toEqual(sortedEntries(model)[0]);
       }
       expect([...m]).toEqual(sortedEntries(model));
       expect([...m.keys()]).toEqual(sortedEntries(model).map(([k]) => k));

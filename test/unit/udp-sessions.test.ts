@@ -117,6 +117,34 @@ describe('udp sessions', () => {
     expect(again.cmds.filter((c) => c.kind === 'udp.open').map((c) => c.id)).toEqual([1, 2]);
   });
 
+  it('a datagram of a live session copies neither the source index nor the other sessions', () => {
+    const { s } = run(Array.from({ length: 200 }, (_, i) => recv(i, 5000 + i)));
+    const [next] = reduceUdp(s, recv(300, 5100), true, IDLE);
+    expect(next.byKey).toBe(s.byKey);
+    expect(next.sessions.get(1)).toBe(s.sessions.get(1));
+    expect(next.sessions.get(101)?.up.datagrams).toBe(2);
+    // the busy session moved to the end of the idle order; the oldest leads it
+    expect(next.idle.first()?.[1]).toBe(1);
+    expect([...next.idle.values()].at(-1)).toBe(101);
+  });
+
+  it('an expiry closes the least recently active sessions first', () => {
+    const reply = (t: number, id: number): UdpEvent => ({
+      kind: 'udp.data',
+      t,
+      id,
+      src: { ip: '203.0.113.2', port: 7 },
+      size: 1,
+      chunk: chunk('x'),
+    });
+    // 1 opens first but 2 goes quiet first
+    const { cmds } = run([recv(0, 5000), recv(1, 5001), reply(5, 1), { kind: 'tick', t: 40_000 }]);
+    expect(cmds.filter((c) => c.kind === 'udp.close')).toEqual([
+      { kind: 'udp.close', id: 2 },
+      { kind: 'udp.close', id: 1 },
+    ]);
+  });
+
   it('drops datagrams before running and replies for unknown sessions', () => {
     expect(run([recv(0, 5000)], false).cmds).toEqual([]);
     expect(run([recv(0, 5000)], false).s.totals.dropped).toBe(1);
@@ -141,7 +169,8 @@ describe('udp sessions', () => {
       { kind: 'udp.closed', t: 2, id: 1, reason: null },
     ]);
     expect(s.sessions.size).toBe(0);
-    expect(s.byId.size).toBe(0);
+    expect(s.byKey.size).toBe(0);
+    expect(s.idle.size).toBe(0);
     expect(s.totals.closed).toBe(1);
   });
 
@@ -202,7 +231,7 @@ describe('udp sessions: model', () => {
         for (const step of steps) {
           t += step.dt;
           let e: UdpEvent;
-          const ids = [...s.byId.keys()];
+          const ids = [...s.sessions.keys()];
           if (step.k === 'recv') e = recv(t, 5000 + step.src, step.dst);
           else if (step.k === 'tick') e = { kind: 'tick', t };
           else {
@@ -248,8 +277,10 @@ describe('udp sessions: model', () => {
           s = next;
           // state agrees with the model
           const live = [...opened.keys()].filter((id) => !ended.has(id));
-          expect([...s.byId.keys()].sort()).toEqual(live.sort());
-          expect(new Set([...s.sessions.keys()]).size).toBe(s.sessions.size);
+          expect([...s.sessions.keys()].sort()).toEqual(live.sort());
+          // the source index and the idle order hold exactly the live sessions
+          expect([...s.byKey.values()].sort()).toEqual(live.sort());
+          expect([...s.idle.values()].sort()).toEqual(live.sort());
           // after a tick no live session is idle for the timeout
           if (e.kind === 'tick')
             for (const id of live) expect(t - (last.get(id) ?? 0)).toBeLessThan(IDLE);
