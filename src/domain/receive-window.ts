@@ -6,7 +6,7 @@
  * product, so a bulk download keeps up to 2 MiB queued in sshd and the
  * kernel ahead of every other channel's data: small answers wait behind it
  * (p99 16 ms in the lab while 300 MB/s flow). Sizing the window to the
- * path (RTT x 1 GB/s, at least 512 KiB, at most ssh2's 2 MiB) keeps long
+ * path (RTT x 1 GB/s, at least 128 KiB, at most ssh2's 2 MiB) keeps long
  * paths as fast as before and short ones from queueing.
  *
  * ssh2 has no setting for it, so we keep two books: ssh2's view of the
@@ -18,28 +18,29 @@
  * never drops data it thinks came without credit.
  *
  * While other channels are receiving too, a bulk channel gets an equal share
- * of the path's BDP, at least 256 KiB: what it queues ahead of their answers
- * is what they wait for. A bulk transfer alone keeps the 512 KiB floor, so it
- * still fills the pipe (with the round trip timed over a minute, not only at
- * start: lab p99 under a download 4.1-4.8 against 4.7-7.8 ms, the download
- * 5% slower; the equal share then took it from 4.7 to 3.9 ms, medians of
- * five runs).
+ * of the path's BDP, at least 64 KiB: what it queues ahead of their answers
+ * is what they wait for. The floors only guard a round trip measured too
+ * short; the window is the measured BDP. With floors of 512 and 256 KiB the
+ * lab's window was the floor, and the download queued up to 512 KiB ahead of
+ * every answer: 128 and 64 KiB took the p99 under a download from 3.4-3.6 to
+ * 1.6-2.4 ms with the same download rate (290-340 MB/s, alternating runs,
+ * docs/performance.md).
  */
 
 /** ssh2's window per channel (Channel.js MAX_WINDOW) and its top-up point. */
 export const SSH2_WINDOW = 2 * 1024 * 1024;
 export const SSH2_THRESHOLD = SSH2_WINDOW / 2;
 
-export const MIN_LIMIT = 512 * 1024;
+export const MIN_LIMIT = 128 * 1024;
 /** The floor while other channels are receiving as well. */
-export const SHARED_MIN_LIMIT = 256 * 1024;
+export const SHARED_MIN_LIMIT = 64 * 1024;
 /** Bytes per second the window is sized for: RTT x this. */
 const TARGET_RATE = 1e9;
 
 /**
  * The window for a path with this round-trip time (null: not measured yet),
  * for one of `receivers` channels receiving now: alone, the path's BDP with
- * a 512 KiB floor; shared, an equal share of it with a 256 KiB floor.
+ * a 128 KiB floor; shared, an equal share of it with a 64 KiB floor.
  */
 export const windowLimitFor = (rttMs: number | null, receivers = 1): number => {
   if (rttMs === null || !Number.isFinite(rttMs)) return SSH2_WINDOW;

@@ -18,19 +18,23 @@ import {
 import { receiveWindows } from '../../src/effects/ssh/receive-window.js';
 
 describe('the window for a path', () => {
-  it('is RTT x 1 GB/s, between 512 KiB and ssh2 2 MiB; 2 MiB until measured', () => {
+  it('is RTT x 1 GB/s, between 128 KiB and ssh2 2 MiB; 2 MiB until measured', () => {
     expect(windowLimitFor(null)).toBe(SSH2_WINDOW);
     expect(windowLimitFor(0.05)).toBe(MIN_LIMIT); // a LAN
+    expect(MIN_LIMIT).toBe(128 * 1024);
+    expect(windowLimitFor(0.5)).toBe(500_000); // a LAN measured above the floor
     expect(windowLimitFor(1)).toBe(1_000_000);
     expect(windowLimitFor(40)).toBe(SSH2_WINDOW); // the Internet: as OpenSSH
   });
 
-  it('shared with channels that are receiving, an equal share of the BDP, at least 256 KiB', () => {
+  it('shared with channels that are receiving, an equal share of the BDP, at least 64 KiB', () => {
     expect(windowLimitFor(0.05, 2)).toBe(SHARED_MIN_LIMIT); // a LAN
     expect(SHARED_MIN_LIMIT).toBeLessThan(MIN_LIMIT);
     expect(windowLimitFor(1, 2)).toBe(500_000);
     expect(windowLimitFor(1, 3)).toBe(333_334);
-    expect(windowLimitFor(1, 8)).toBe(SHARED_MIN_LIMIT);
+    expect(windowLimitFor(1, 8)).toBe(125_000);
+    expect(windowLimitFor(1, 20)).toBe(SHARED_MIN_LIMIT);
+    expect(SHARED_MIN_LIMIT).toBe(64 * 1024);
     expect(windowLimitFor(40, 2)).toBe(SSH2_WINDOW); // the Internet: as OpenSSH
     expect(windowLimitFor(null, 2)).toBe(SSH2_WINDOW);
     expect(windowLimitFor(0.05, 1)).toBe(MIN_LIMIT); // alone
@@ -39,7 +43,7 @@ describe('the window for a path', () => {
   itProp.prop([
     fc.option(fc.double({ min: 0, max: 100, noNaN: true }), { nil: null }),
     fc.integer({ min: 1, max: 1000 }),
-  ])('never above the window alone, never below 256 KiB, never above ssh2', (rtt, n) => {
+  ])('never above the window alone, never below the shared floor, never above ssh2', (rtt, n) => {
     const w = windowLimitFor(rtt, n);
     expect(w).toBeLessThanOrEqual(windowLimitFor(rtt, 1));
     expect(w).toBeGreaterThanOrEqual(SHARED_MIN_LIMIT);
