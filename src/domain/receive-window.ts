@@ -42,10 +42,10 @@ const TARGET_RATE = 1e9;
  * for one of `receivers` channels receiving now: alone, the path's BDP with
  * a 128 KiB floor; shared, an equal share of it with a 64 KiB floor.
  */
-export const windowLimitFor = (rttMs: number | null, receivers = 1): number => {
+export const windowLimitFor = (rttMs: number | null, receivers = 1, floor = MIN_LIMIT): number => {
   if (rttMs === null || !Number.isFinite(rttMs)) return SSH2_WINDOW;
   const bdp = Math.ceil((rttMs / 1000) * TARGET_RATE);
-  if (receivers <= 1) return Math.min(SSH2_WINDOW, Math.max(MIN_LIMIT, bdp));
+  if (receivers <= 1) return Math.min(SSH2_WINDOW, Math.max(floor, bdp));
   return Math.min(SSH2_WINDOW, Math.max(SHARED_MIN_LIMIT, Math.ceil(bdp / receivers)));
 };
 

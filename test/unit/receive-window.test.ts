@@ -40,6 +40,13 @@ describe('the window for a path', () => {
     expect(windowLimitFor(0.05, 1)).toBe(MIN_LIMIT); // alone
   });
 
+  it('takes another floor for a channel alone (the helper channel: 256 KiB)', () => {
+    expect(windowLimitFor(0.05, 1, 256 * 1024)).toBe(256 * 1024);
+    expect(windowLimitFor(0.5, 1, 256 * 1024)).toBe(500_000);
+    expect(windowLimitFor(40, 1, 256 * 1024)).toBe(SSH2_WINDOW);
+    expect(windowLimitFor(null, 1, 256 * 1024)).toBe(SSH2_WINDOW);
+  });
+
   itProp.prop([
     fc.option(fc.double({ min: 0, max: 100, noNaN: true }), { nil: null }),
     fc.integer({ min: 1, max: 1000 }),

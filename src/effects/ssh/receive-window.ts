@@ -98,11 +98,18 @@ export interface ReceiveWindowTiming {
   readonly pingEveryMs: number;
   /** Which channels are receiving, sampled once per this (ms). */
   readonly sampleMs: number;
+  /** The smallest window of a channel receiving alone (default MIN_LIMIT). */
+  readonly floor?: number;
 }
+
+export const DEFAULT_TIMING: ReceiveWindowTiming = {
+  pingEveryMs: PING_EVERY_MS,
+  sampleMs: SAMPLE_MS,
+};
 
 export const receiveWindows = (
   client: Client,
-  timing: ReceiveWindowTiming = { pingEveryMs: PING_EVERY_MS, sampleMs: SAMPLE_MS },
+  timing: ReceiveWindowTiming = DEFAULT_TIMING,
 ): ReceiveWindows => {
   const capped = new Map<number, { channel: Internals; book: WindowBook }>();
   const protocol = (client as unknown as { _protocol?: Protocol })._protocol;
@@ -148,7 +155,7 @@ export const receiveWindows = (
       return;
     }
     const others = receiving.size - (receiving.has(remoteId) ? 1 : 0);
-    const limit = windowLimitFor(rtt, others + 1);
+    const limit = windowLimitFor(rtt, others + 1, timing.floor);
     const next = topUp(entry.book, entry.channel.incoming.window - amount, limit);
     entry.book = next.book;
     entry.channel.incoming.window = next.view;
