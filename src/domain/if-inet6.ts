@@ -6,6 +6,7 @@
  * interface comes up.
  */
 import ipaddr from 'ipaddr.js';
+import { stripScope } from './firewall-plan.js';
 
 const IFA_F_TENTATIVE = 0x40;
 
@@ -25,6 +26,6 @@ export const tentativeAddresses = (text: string): Set<string> => {
 
 /** `ip` (with or without `%scope`) in the same normal form, or null if it is not IPv6. */
 export const normalIPv6 = (ip: string): string | null => {
-  const bare = ip.replace(/%.*$/, '');
+  const bare = stripScope(ip);
   return ipaddr.IPv6.isValid(bare) ? ipaddr.IPv6.parse(bare).toNormalizedString() : null;
 };

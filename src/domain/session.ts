@@ -261,7 +261,6 @@ const maybeInstall = (s: SessionState): Step => {
 const carrying = (s: SessionState): boolean => s.phase === 'running' || s.phase === 'installing';
 
 const onAccept = (s: SessionState, e: EventOf<'conn.accept'>): Step => {
-  const totals = bump(s.totals, 'accepted', 1);
   if (e.dstIsSelf || !carrying(s)) {
     const msg = e.dstIsSelf
       ? `connection to ${e.dst.ip}:${e.dst.port} is a loop (that is my own address): closed`
@@ -269,7 +268,7 @@ const onAccept = (s: SessionState, e: EventOf<'conn.accept'>): Step => {
         ? `connection to ${e.dst.ip}:${e.dst.port} refused: the tunnel is down (reconnecting)`
         : `connection to ${e.dst.ip}:${e.dst.port} arrived while ${s.phase}: closed`;
     return [
-      copyState(s, s.conns, bump(totals, 'refused', 1)),
+      copyState(s, s.conns, bump(bump(s.totals, 'accepted', 1), 'refused', 1)),
       [
         { kind: 'close', id: e.id, side: 'local', abort: true },
         { kind: 'log', level: 'warn', msg },

@@ -162,16 +162,18 @@ const touched = (
   };
 };
 
-/** A new session for `src`, opened at `t` (no datagram counted yet). */
+/**
+ * A new session for `src`, opened at `t`: counted and indexed by source;
+ * `touched` files it under its id and in the idle order with its first datagram.
+ */
 const opened = (s: UdpState, family: Family, src: Endpoint, t: number): [UdpState, UdpSession] => {
-  const touch = s.nextTouch;
   const u: UdpSession = {
     id: s.nextId,
     family,
     src,
     opened: t,
     last: t,
-    touch,
+    touch: s.nextTouch,
     up: { datagrams: 0, bytes: 0 },
     down: { datagrams: 0, bytes: 0 },
   };
@@ -179,10 +181,10 @@ const opened = (s: UdpState, family: Family, src: Endpoint, t: number): [UdpStat
   byKey.set(udpKey(family, src), u.id);
   return [
     {
-      sessions: s.sessions.set(u.id, u),
+      sessions: s.sessions,
       byKey,
-      idle: s.idle.set(touch, u.id),
-      nextTouch: touch + 1,
+      idle: s.idle,
+      nextTouch: s.nextTouch,
       nextId: s.nextId + 1,
       totals: bump(s.totals, 'opened'),
     },

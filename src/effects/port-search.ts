@@ -50,7 +50,7 @@ export const bindSearching = async <H>(
       waitUntil ??= Date.now() + TENTATIVE_WAIT_MS;
       if (Date.now() < waitUntil) {
         await sleep(TENTATIVE_POLL_MS);
-        port += 1;
+        port += 1; // the same port again
         continue;
       }
     }

@@ -10,7 +10,7 @@ import type { Readable, Writable } from 'node:stream';
 import * as E from 'fp-ts/lib/Either.js';
 import type { Client } from 'ssh2';
 import { packagePath } from '../package-root.js';
-import { DEFAULT_TIMING, receiveWindows } from '../ssh/receive-window.js';
+import { receiveWindows } from '../ssh/receive-window.js';
 
 export interface HelperExit {
   readonly code: number | null;
@@ -75,7 +75,7 @@ export const execRemote = (
         // Every mux channel's data shares this one SSH channel: with ssh2's
         // 2 MiB window a download queued that much in sshd ahead of every
         // small answer; sized to the path, the helper's fair scheduler decides.
-        receiveWindows(client, { ...DEFAULT_TIMING, floor: HELPER_WINDOW_FLOOR }).cap(ch);
+        receiveWindows(client, { floor: HELPER_WINDOW_FLOOR }).cap(ch);
         let exit: HelperExit | null = null;
         let closed = false;
         const waiters: ((e: HelperExit) => void)[] = [];

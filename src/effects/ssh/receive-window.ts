@@ -11,6 +11,7 @@
 import type { Client, ClientChannel } from 'ssh2';
 import {
   keepRttSample,
+  MIN_LIMIT,
   pathRtt,
   receivingSince,
   topUp,
@@ -93,24 +94,24 @@ const timeRoundTrips = (
 /** How often the channels that are receiving are sampled (ms). */
 const SAMPLE_MS = 100;
 
-export interface ReceiveWindowTiming {
+export interface ReceiveWindowOptions {
   /** Round trips after the first ones, one per this (ms). */
   readonly pingEveryMs: number;
   /** Which channels are receiving, sampled once per this (ms). */
   readonly sampleMs: number;
-  /** The smallest window of a channel receiving alone (default MIN_LIMIT). */
-  readonly floor?: number;
+  /** The smallest window of a channel receiving alone. */
+  readonly floor: number;
 }
-
-export const DEFAULT_TIMING: ReceiveWindowTiming = {
-  pingEveryMs: PING_EVERY_MS,
-  sampleMs: SAMPLE_MS,
-};
 
 export const receiveWindows = (
   client: Client,
-  timing: ReceiveWindowTiming = DEFAULT_TIMING,
+  options: Partial<ReceiveWindowOptions> = {},
 ): ReceiveWindows => {
+  const {
+    pingEveryMs = PING_EVERY_MS,
+    sampleMs = SAMPLE_MS,
+    floor = MIN_LIMIT,
+  }: Partial<ReceiveWindowOptions> = options;
   const capped = new Map<number, { channel: Internals; book: WindowBook }>();
   const protocol = (client as unknown as { _protocol?: Protocol })._protocol;
   if (protocol === undefined || typeof protocol.channelWindowAdjust !== 'function') {
@@ -118,7 +119,7 @@ export const receiveWindows = (
   }
   let samples: readonly number[] = [];
   let rtt: number | null = null;
-  timeRoundTrips(client, protocol, timing.pingEveryMs, (ms) => {
+  timeRoundTrips(client, protocol, pingEveryMs, (ms) => {
     samples = keepRttSample(samples, ms);
     rtt = pathRtt(samples);
   });
@@ -136,7 +137,7 @@ export const receiveWindows = (
   };
   const watch = (): void => {
     if (capped.size >= 2 && sampler === null) {
-      sampler = setInterval(sample, timing.sampleMs);
+      sampler = setInterval(sample, sampleMs);
       sampler.unref();
     } else if (capped.size < 2 && sampler !== null) {
       clearInterval(sampler);
@@ -155,7 +156,7 @@ export const receiveWindows = (
       return;
     }
     const others = receiving.size - (receiving.has(remoteId) ? 1 : 0);
-    const limit = windowLimitFor(rtt, others + 1, timing.floor);
+    const limit = windowLimitFor(rtt, others + 1, floor);
     const next = topUp(entry.book, entry.channel.incoming.window - amount, limit);
     entry.book = next.book;
     entry.channel.incoming.window = next.view;
