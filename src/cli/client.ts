@@ -195,9 +195,10 @@ export const runClient = async (config: Config): Promise<number> => {
           startedAt: new Date(),
         });
 
-  // The direct transport copies a chunk into SSH packets as it is written, so
-  // local sockets can read into one shared buffer (src/effects/lent-reads.ts).
-  const streams = makeStreamsDriver(now, { lendLocalReads: !usesHelper(config) });
+  // Both transports copy a chunk as it is written (into SSH packets, or into
+  // the mux's write slab), so local sockets can read into one shared buffer
+  // (src/effects/lent-reads.ts); a chunk that has to wait is copied first.
+  const streams = makeStreamsDriver(now, { lendLocalReads: true });
   const listener = makeListenerDriver(now, streams);
   const direct = makeDirectTransport(
     now,

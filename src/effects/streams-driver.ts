@@ -44,6 +44,8 @@ export interface StreamsDriver {
   /** Destroys every stream (shutdown). */
   readonly destroyAll: () => void;
   readonly size: () => number;
+  /** `chunk` is a view of the shared read buffer (valid only while its event is folded). */
+  readonly isLent: (chunk: Uint8Array) => boolean;
 }
 
 const key = (id: number, side: Side): number => (side === 'local' ? id * 2 : id * 2 + 1);
@@ -52,7 +54,7 @@ export const makeStreamsDriver = (
   now: () => number,
   opts: {
     readonly gcEveryBytes?: number;
-    /** Local sockets read into one shared buffer (the direct transport). */
+    /** Local sockets read into one shared buffer. */
     readonly lendLocalReads?: boolean;
   } = {},
 ): StreamsDriver => {
@@ -154,5 +156,6 @@ export const makeStreamsDriver = (
       for (const e of entries.values()) e.destroy();
     },
     size: () => entries.size,
+    isLent: (chunk) => lent?.owns(chunk) === true,
   };
 };

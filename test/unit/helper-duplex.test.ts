@@ -21,8 +21,8 @@ describe('ChannelDuplex (a mux channel as the remote side of a connection)', () 
     d.end();
     await tick();
     expect(seen.map((e) => e.kind)).toEqual(['localData', 'localData', 'localEof']);
-    expect(seen[0]).toEqual({ kind: 'localData', channel: 5, bytes: a });
-    expect(seen[1]).toEqual({ kind: 'localData', channel: 5, bytes: b });
+    expect(seen[0]).toEqual({ kind: 'localData', channel: 5, bytes: a, transient: false });
+    expect(seen[1]).toEqual({ kind: 'localData', channel: 5, bytes: b, transient: false });
   });
 
   it('holds the write callback while paused, so write() backs up and drain waits for resume', async () => {
@@ -130,5 +130,36 @@ describe('ChannelDuplex (a mux channel as the remote side of a connection)', () 
     expect(d.destroyed).toBe(true);
     expect(String(err)).toMatch(/peer closed/);
     expect(seen).toEqual([]);
+  });
+
+  it('marks chunks of a shared read buffer transient, and takes them now only when nothing waits', async () => {
+    const shared = Buffer.alloc(64);
+    const seen: MuxEvent[] = [];
+    let muxFree = true;
+    const d = new ChannelDuplex({
+      channel: 7,
+      dispatch: (e) => seen.push(e),
+      isTransient: (c) => c.buffer === shared.buffer,
+      muxTakesTransient: () => muxFree,
+    });
+    expect(d.takesNow()).toBe(true);
+    d.write(shared.subarray(0, 10));
+    d.write(Buffer.from('own'));
+    expect(seen.map((e) => (e.kind === 'localData' ? e.transient : null))).toEqual([true, false]);
+    // The mux inside a step (or gathering views) cannot take a transient chunk.
+    muxFree = false;
+    expect(d.takesNow()).toBe(false);
+    muxFree = true;
+    // Paused: the callback is held and later writes wait in the stream.
+    d.pauseLocal();
+    expect(d.takesNow()).toBe(false);
+    d.write(Buffer.alloc(10));
+    d.write(Buffer.alloc(10));
+    d.resumeLocal();
+    expect(d.takesNow()).toBe(d.writableLength === 0);
+    await tick();
+    expect(d.takesNow()).toBe(true);
+    d.destroy();
+    expect(d.takesNow()).toBe(false);
   });
 });

@@ -56,6 +56,7 @@ const harness = (opts: {
     driver: () => EMPTY,
     destroyAll: () => {},
     size: () => streams.size,
+    isLent: () => false,
   };
   const t0 = Date.now();
   const transport = makeHelperTransport(

@@ -83,16 +83,27 @@ class Side {
   }
 }
 
+/** Where a transient world's apps write: one buffer, reused for every chunk. */
+const LENT = new Uint8Array(20_000);
+
 class World {
   readonly conns: Conn[] = [];
   readonly A: Side;
   readonly B: Side;
   chunk: number;
 
+  /**
+   * `transient`: every chunk is a view of one shared buffer, marked
+   * `transient`, and the buffer is overwritten once the step returns (as a
+   * socket reading into a shared buffer does); the pipe copies what each step
+   * writes (as the copying driver does). A view the mux kept would deliver
+   * the overwritten bytes.
+   */
   constructor(
     readonly configA: MuxConfig,
     readonly configB: MuxConfig,
     chunk: number,
+    readonly transient = false,
   ) {
     this.chunk = chunk;
     this.A = new Side('A', configA, initMux(configA), this);
@@ -129,7 +140,8 @@ class World {
     switch (c.kind) {
       case 'write':
         expect(c.bytes).toBe(c.chunks.reduce((n, x) => n + x.length, 0));
-        s.out.push(...c.chunks);
+        if (this.transient) for (const x of c.chunks) s.out.push(Uint8Array.from(x));
+        else s.out.push(...c.chunks);
         return;
       case 'banner':
       case 'mode':
@@ -230,7 +242,19 @@ class World {
             const dir: Dir = end.side === 'A' ? 0 : 1;
             const bytes = pattern(end.conn, dir, end.fed, n);
             end.fed += n;
-            this.apply(s, { kind: 'localData', channel: end.channel, bytes });
+            if (this.transient) {
+              LENT.set(bytes);
+              const view = LENT.subarray(0, n);
+              this.apply(s, {
+                kind: 'localData',
+                channel: end.channel,
+                bytes: view,
+                transient: true,
+              });
+              LENT.fill(0xee);
+            } else {
+              this.apply(s, { kind: 'localData', channel: end.channel, bytes });
+            }
             again = true;
           } else if (writing && end.appEof && !end.eofFed && end.fed === end.written) {
             end.eofFed = true;
@@ -629,6 +653,7 @@ const setups: readonly {
   readonly a: MuxConfig;
   readonly b: MuxConfig;
   readonly mode: 'credit' | 'stock';
+  readonly transient?: boolean;
 }[] = [
   {
     name: 'credit mode, small windows, ids reused (wrap 4)',
@@ -643,10 +668,24 @@ const setups: readonly {
     mode: 'credit',
   },
   {
+    name: 'credit mode, small windows, chunks of a shared read buffer (transient)',
+    a: small('client', { wrap: 4 }),
+    b: small('server', {}),
+    mode: 'credit',
+    transient: true,
+  },
+  {
     name: 'stock mode with latency control',
     a: small('client', { offerCredit: false }),
     b: small('server', { offerCredit: false }),
     mode: 'stock',
+  },
+  {
+    name: 'stock mode with latency control, chunks of a shared read buffer (transient)',
+    a: small('client', { offerCredit: false }),
+    b: small('server', { offerCredit: false }),
+    mode: 'stock',
+    transient: true,
   },
   {
     name: 'stock mode, --no-latency-control',
@@ -678,7 +717,7 @@ describe('mux backpressure model', () => {
           (chunk, cmds) => {
             let world: World | null = null;
             fc.modelRun(() => {
-              world = new World(setup.a, setup.b, chunk);
+              world = new World(setup.a, setup.b, chunk, setup.transient === true);
               world.quiesce();
               expect(world.A.state.mode).toBe(setup.mode);
               expect(world.B.state.mode).toBe(setup.mode);

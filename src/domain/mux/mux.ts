@@ -199,8 +199,18 @@ export type MuxEvent =
       readonly ip: string;
       readonly port: number;
     }
-  /** The local socket read a chunk. */
-  | { readonly kind: 'localData'; readonly channel: number; readonly bytes: Uint8Array }
+  /**
+   * The local socket read a chunk. `transient`: the chunk's memory is reused
+   * once this step returns (a shared read buffer), so what the step cannot
+   * send is queued as a copy; the frames it sends must be consumed by the
+   * driver before the step returns.
+   */
+  | {
+      readonly kind: 'localData';
+      readonly channel: number;
+      readonly bytes: Uint8Array;
+      readonly transient?: boolean;
+    }
   /** The local socket's read side ended. */
   | { readonly kind: 'localEof'; readonly channel: number }
   /** The local consumer has taken `bytes` of what we delivered (a write completed). */
@@ -1051,5 +1061,22 @@ export const muxReduce = (state: MuxState, e: MuxEvent): MuxStep => {
       onLocal(ctx, e);
   }
   pump(ctx);
+  if (e.kind === 'localData' && e.transient === true) ownQueued(ctx, e.channel, e.bytes);
   return end(ctx);
+};
+
+/** Replaces what is still queued of a transient chunk by a copy. */
+const ownQueued = (ctx: Ctx, channel: number, bytes: Uint8Array): void => {
+  // Only a channel this step drafted can have queued the chunk.
+  if (!ctx.drafts.has(channel)) return;
+  const c = draft(ctx, channel);
+  if (c === undefined) return;
+  const q = c.queue;
+  for (let i = q.length - 1; i >= 0; i--) {
+    const v = q[i]!;
+    if (v.buffer !== bytes.buffer) continue;
+    const copy = new Uint8Array(v.length);
+    copy.set(v);
+    q[i] = copy;
+  }
 };

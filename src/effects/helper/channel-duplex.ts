@@ -3,7 +3,8 @@
  * the `'remote'` side of a connection exactly like a direct-tcpip channel.
  *
  *   write(chunk)   -> mux `localData` (one event per chunk); the callback is
- *                     held while the mux has asked to pause (`pauseLocal`)
+ *                     held while the mux has asked to pause (`pauseLocal`);
+ *                     a chunk of a shared read buffer goes as `transient`
  *   end()          -> mux `localEof`
  *   destroy()      -> mux `localAbort` (unless the mux closed it)
  *   mux `deliver`  -> push(); the bytes count as drained (`localDrained`) once
@@ -25,11 +26,17 @@ export interface ChannelDuplexOptions {
   readonly dispatch: (e: ChannelEvent) => void;
   readonly readableHighWaterMark?: number;
   readonly writableHighWaterMark?: number;
+  /** Whether a written chunk is a view of a shared read buffer (reused after the write). */
+  readonly isTransient?: (chunk: Uint8Array) => boolean;
+  /** Whether the mux folds a transient chunk now and keeps no view of it. */
+  readonly muxTakesTransient?: () => boolean;
 }
 
 export class ChannelDuplex extends Duplex {
   readonly channel: number;
   readonly #dispatch: (e: ChannelEvent) => void;
+  readonly #isTransient: (chunk: Uint8Array) => boolean;
+  readonly #muxTakesTransient: () => boolean;
   /** Delivered bytes sitting in our read buffer, not yet reported drained. */
   #unreported = 0;
   #paused = false;
@@ -48,6 +55,8 @@ export class ChannelDuplex extends Duplex {
     });
     this.channel = opts.channel;
     this.#dispatch = opts.dispatch;
+    this.#isTransient = opts.isTransient ?? (() => false);
+    this.#muxTakesTransient = opts.muxTakesTransient ?? (() => false);
     this.once('end', () => {
       this.#ended = true;
       if (this.#muxClosed) this.destroy();
@@ -58,10 +67,26 @@ export class ChannelDuplex extends Duplex {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (!this.#writeShut && !this.#muxClosed) {
-      this.#dispatch({ kind: 'localData', channel: this.channel, bytes: chunk });
+      const transient = this.#isTransient(chunk);
+      this.#dispatch({ kind: 'localData', channel: this.channel, bytes: chunk, transient });
     }
     if (this.#paused && !this.#writeShut && !this.#muxClosed) this.#held = cb;
     else cb();
+  }
+
+  /**
+   * Whether a write made now reaches `_write` at once (nothing buffered in
+   * the stream, no held callback) and the mux keeps no view of it: a chunk
+   * of a shared read buffer may then be written without a copy.
+   */
+  takesNow(): boolean {
+    return (
+      !this.#paused &&
+      this.writableLength === 0 &&
+      this.writableCorked === 0 &&
+      !this.destroyed &&
+      this.#muxTakesTransient()
+    );
   }
 
   override _final(cb: (err?: Error | null) => void): void {

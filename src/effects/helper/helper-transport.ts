@@ -209,9 +209,11 @@ export const makeHelperTransport = (
         const d = new ChannelDuplex({
           channel: c.channel,
           dispatch: (e) => mux?.dispatch(e),
+          isTransient: streams.isLent,
+          muxTakesTransient: () => mux?.takesTransient() === true,
         });
         channels.set(c.channel, d);
-        streams.attach(c.ref, 'remote', d);
+        streams.attach(c.ref, 'remote', d, { takesNow: () => d.takesNow() });
         events.next({ kind: 'chan.open', t: now(), id: c.ref });
         return;
       }
@@ -335,6 +337,8 @@ export const makeHelperTransport = (
         if (gen === generation) onCommand(c);
       },
       now,
+      // Local sockets read into one shared buffer: frames are copied as made.
+      copyWrites: true,
       ...(l.preamble === null ? {} : { preamble: l.preamble }),
     });
   };

@@ -4,8 +4,8 @@
  *
  * The driver owns the pipe: it feeds what it reads to the reducer
  * (`pipeData`, one event per chunk), gathers the frames of every step of one
- * event-loop turn and writes them in one go at its end (`writev` when the
- * stream has it, one concatenated buffer otherwise), so an ssh2 channel
+ * event-loop turn and writes them in one go at its end (copied into a pooled
+ * slab, or as views with `writev`, see `copyWrites`), so an ssh2 channel
  * sends one SSH packet for many small frames rather than one per frame:
  * a burst of datagrams or of small writes costs one encryption, not one
  * each. It reports flushed bytes from the write callbacks and pauses
@@ -25,6 +25,7 @@ import {
   type MuxState,
   muxReduce,
 } from '../../domain/mux/index.js';
+import { makeSlabPool } from './slab-pool.js';
 
 export interface MuxPipe {
   readonly readable: Readable;
@@ -44,6 +45,13 @@ export interface MuxDriverOptions {
   readonly preamble?: Uint8Array;
   /** Tick period for the reducer's PING watchdog; 0 = no timer. */
   readonly tickMs?: number;
+  /**
+   * Copy frames into pooled slabs as they are made (the client: its local
+   * sockets read into one shared buffer, so no step may leave a view of a
+   * read behind). Otherwise frames are gathered as views and written with
+   * `writev` (the helper, whose target sockets read into their own buffers).
+   */
+  readonly copyWrites?: boolean;
 }
 
 export interface MuxDriver {
@@ -53,10 +61,20 @@ export interface MuxDriver {
   readonly flush: () => void;
   /** Flushes, then stops the timer and the pipe listeners (the pipe itself is the caller's). */
   readonly stop: () => void;
+  /**
+   * Whether a `localData` event dispatched now is folded at once and its
+   * bytes copied before `dispatch` returns (copying writes, not inside a
+   * step): a `transient` chunk may then be a view of a shared read buffer.
+   */
+  readonly takesTransient: () => boolean;
 }
 
 /** Gathered bytes that are written at once rather than at the end of the turn. */
 const FLUSH_AT = 256 * 1024;
+/** A copying driver's slab: a flush's worth plus room for the frame that crosses it. */
+const SLAB_BYTES = FLUSH_AT + 64 * 1024 + 16;
+/** Free slabs kept: two in flight (the pipe cap is one flush) and spares. */
+const SLABS_KEPT = 4;
 
 const hasWritev = (w: Writable): boolean =>
   typeof (w as unknown as { _writev?: unknown })._writev === 'function';
@@ -69,12 +87,22 @@ export const startMuxDriver = (opts: MuxDriverOptions): MuxDriver => {
   let busy = false;
   let stopped = false;
   const writev = hasWritev(pipe.writable);
+  const slabs = opts.copyWrites === true ? makeSlabPool(SLAB_BYTES, SLABS_KEPT) : null;
 
-  const writeNow = (chunks: readonly Uint8Array[], bytes: number): void => {
-    if (pipe.writable.destroyed || pipe.writable.writableEnded) return;
-    const done = (err?: Error | null): void => {
-      if (!err) dispatch({ kind: 'pipeFlushed', bytes });
-    };
+  const pipeDone = (bytes: number, slab: Buffer | null) => (err?: Error | null) => {
+    if (slab !== null) slabs?.give(slab);
+    if (!err) dispatch({ kind: 'pipeFlushed', bytes });
+  };
+  const closed = (): boolean => pipe.writable.destroyed || pipe.writable.writableEnded;
+
+  // By reference: the frames of this turn as views, written with `writev`
+  // (or concatenated where the stream has none).
+  let gathered: Uint8Array[] = [];
+  const writeGathered = (bytes: number): void => {
+    const chunks = gathered;
+    gathered = [];
+    if (closed()) return;
+    const done = pipeDone(bytes, null);
     if (chunks.length === 1) {
       pipe.writable.write(chunks[0]!, done);
     } else if (writev) {
@@ -88,24 +116,42 @@ export const startMuxDriver = (opts: MuxDriverOptions): MuxDriver => {
     }
   };
 
-  // The frames of this event-loop turn, written by `flush` at its end.
-  let gathered: Uint8Array[] = [];
+  // By copy: the frames are copied into a pooled slab as they are made, so
+  // no view of a caller's chunk outlives the step that made it.
+  let slab: Buffer | null = null;
+  const writeSlab = (bytes: number): void => {
+    const s = slab;
+    slab = null;
+    if (s === null) return;
+    if (closed()) slabs?.give(s);
+    else pipe.writable.write(s.subarray(0, bytes), pipeDone(bytes, s));
+  };
+
+  // The bytes of this turn, written by `flush` at its end.
   let gatheredBytes = 0;
   let flushScheduled = false;
   const flush = (): void => {
     flushScheduled = false;
-    if (gathered.length === 0) return;
-    const chunks = gathered;
     const bytes = gatheredBytes;
-    gathered = [];
+    if (bytes === 0) return;
     gatheredBytes = 0;
-    writeNow(chunks, bytes);
+    if (slabs === null) writeGathered(bytes);
+    else writeSlab(bytes);
   };
   const write = (chunks: readonly Uint8Array[], bytes: number): void => {
-    for (const c of chunks) gathered.push(c);
-    gatheredBytes += bytes;
+    if (slabs === null) {
+      for (const c of chunks) gathered.push(c);
+      gatheredBytes += bytes;
+    } else {
+      for (const c of chunks) {
+        if (slab !== null && slab.length - gatheredBytes < c.length) flush();
+        if (slab === null) slab = slabs.take(c.length);
+        slab.set(c, gatheredBytes);
+        gatheredBytes += c.length;
+      }
+    }
     if (gatheredBytes >= FLUSH_AT) flush();
-    else if (!flushScheduled) {
+    else if (!flushScheduled && gatheredBytes > 0) {
       flushScheduled = true;
       setImmediate(flush);
     }
@@ -175,6 +221,7 @@ export const startMuxDriver = (opts: MuxDriverOptions): MuxDriver => {
     dispatch,
     state: () => state,
     flush,
+    takesTransient: () => slabs !== null && !busy && !stopped,
     stop: () => {
       flush();
       stopped = true;
