@@ -66,9 +66,36 @@ const simple = (f: RawFrame) => ({
   payload: Buffer.from(f.payload).toString('hex'),
 });
 
+/**
+ * The frames `got` as the frames they were cut from: TCP_DATA comes out in
+ * pieces (one per chunk it spans), joined here by the lengths of `want`.
+ * A piece that runs past its frame, or pieces of the wrong channel, show.
+ */
+const regroup = (got: readonly RawFrame[], want: readonly RawFrame[]): RawFrame[] => {
+  const out: RawFrame[] = [];
+  let i = 0;
+  for (const w of want) {
+    if (w.cmd !== 0x4206 || w.payload.length === 0) {
+      if (i < got.length) out.push(got[i++]!);
+      continue;
+    }
+    const parts: Uint8Array[] = [];
+    let n = 0;
+    while (n < w.payload.length && i < got.length) {
+      const g = got[i++]!;
+      expect([g.channel, g.cmd]).toEqual([w.channel, w.cmd]);
+      expect(g.payload.length).toBeGreaterThan(0);
+      parts.push(g.payload);
+      n += g.payload.length;
+    }
+    out.push({ channel: w.channel, cmd: w.cmd, payload: Buffer.concat(parts) });
+  }
+  return [...out, ...got.slice(i)];
+};
+
 const arbRaw = fc.record({
   channel: fc.integer({ min: 0, max: 0xffff }),
-  cmd: fc.integer({ min: 0, max: 0xffff }),
+  cmd: fc.oneof(fc.constant(0x4206), fc.integer({ min: 0, max: 0xffff })),
   payload: fc.oneof(
     { weight: 5, arbitrary: fc.uint8Array({ maxLength: 40 }) },
     {
@@ -98,12 +125,30 @@ describe('frame decoding', () => {
     expect(r.state).toEqual({ phase: 'frames', partial: null, offset: chunk.length });
   });
 
-  it('assembles a frame split byte by byte', () => {
-    const b = raw(0x1234, 0x4206, Buffer.from('hello world'));
+  it('assembles a control frame split byte by byte', () => {
+    const b = raw(0, 0x4201, Buffer.from('hello world'));
     const r = run([...b].map((x) => Uint8Array.of(x)));
     expect(r.frames.map(simple)).toEqual([
-      { channel: 0x1234, cmd: 0x4206, payload: Buffer.from('hello world').toString('hex') },
+      { channel: 0, cmd: 0x4201, payload: Buffer.from('hello world').toString('hex') },
     ]);
+  });
+
+  it('passes on a split TCP_DATA frame piece by piece, as views of the chunks (no copy)', () => {
+    const b = raw(0x1234, 0x4206, Buffer.from('hello world'));
+    const chunks = [b.subarray(0, 3), b.subarray(3, 10), b.subarray(10, 12), b.subarray(12)];
+    const fed = chunks.map((c) => new Uint8Array(c)); // each its own ArrayBuffer
+    const r = run(fed);
+    expect(r.frames.map(simple)).toEqual([
+      { channel: 0x1234, cmd: 0x4206, payload: Buffer.from('he').toString('hex') },
+      { channel: 0x1234, cmd: 0x4206, payload: Buffer.from('ll').toString('hex') },
+      { channel: 0x1234, cmd: 0x4206, payload: Buffer.from('o world').toString('hex') },
+    ]);
+    for (const [i, f] of r.frames.entries()) expect(f.payload.buffer).toBe(fed[i + 1]!.buffer);
+    // Only the header's first 3 bytes were ever held; payload bytes never are.
+    expect(r.maxBuffered).toBe(3);
+    const bytewise = run([...b].map((x) => Uint8Array.of(x)));
+    expect(bytewise.frames).toHaveLength('hello world'.length);
+    expect(Buffer.concat(bytewise.frames.map((f) => f.payload)).toString()).toBe('hello world');
   });
 
   itProp.prop([fc.array(arbRaw, { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 30 })], {
@@ -112,7 +157,7 @@ describe('frame decoding', () => {
     const stream = Buffer.concat(frames.map((f) => raw(f.channel, f.cmd, f.payload)));
     const r = run(split(stream, cuts));
     expect(r.error).toBeNull();
-    expect(r.frames.map(simple)).toEqual(frames.map(simple));
+    expect(regroup(r.frames, frames).map(simple)).toEqual(frames.map(simple));
     expect(r.state).toEqual({ phase: 'frames', partial: null, offset: stream.length });
     expect(finish(r.state)).toBeNull();
     expect(r.maxBuffered).toBeLessThanOrEqual(MAX_STATE);
@@ -245,8 +290,10 @@ describe('fuzz', () => {
     writeHeader(hdr, 0, 1, 0x4206, 0xffff);
     const chunks = [hdr, ...Array.from({ length: 70 }, () => Buffer.alloc(1000, 1))];
     const r = run(chunks);
-    // 65535 payload bytes complete the frame; the remaining 4465 are the start of a bad header.
-    expect(r.frames).toHaveLength(1);
+    // 65535 payload bytes complete the frame (in pieces, as they came); the
+    // remaining 4465 are the start of a bad header.
+    expect(r.frames.reduce((n, f) => n + f.payload.length, 0)).toBe(0xffff);
+    expect(r.frames.every((f) => f.channel === 1 && f.cmd === 0x4206)).toBe(true);
     expect(r.maxBuffered).toBeLessThanOrEqual(MAX_STATE);
     expect(r.error).toMatch(/framing error/);
   });

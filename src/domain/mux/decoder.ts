@@ -3,18 +3,21 @@
  * whole frames out. Pure: `feed(state, chunk) -> [state, frames, error]`.
  *
  * - A frame that lies inside one chunk comes out as a view of that chunk
- *   (no copy); only a frame split across chunks is assembled, once, when its
- *   last byte arrives. The caller must not reuse a chunk's memory after
- *   feeding it.
+ *   (no copy). A TCP_DATA frame split across chunks comes out in pieces,
+ *   one per chunk, each a view (its bytes are a stream; a 32 KiB frame
+ *   crosses an SSH packet, so in a bulk transfer nearly every frame is
+ *   split). Any other split frame is assembled, once, when its last byte
+ *   arrives. The caller must not reuse a chunk's memory after feeding it.
  * - The state holds at most one partial frame (header plus at most 65535
- *   payload bytes, as views of the chunks that carried them).
+ *   payload bytes, as views of the chunks that carried them; none for
+ *   TCP_DATA).
  * - A framing error (bad magic; upstream has no resync either) puts the
  *   decoder in `failed` for good: the session must end. Nothing here throws.
  * - The client side first scans for sshuttle's `\0\0SSHUTTLE0001` banner,
  *   skipping stray shell output as upstream does (everything up to a NUL,
  *   then everything up to a second NUL), then requires `SSHUTTLE0001`.
  */
-import { HDR_LEN, MAGIC, type RawFrame, show } from './frame.js';
+import { Cmd, HDR_LEN, MAGIC, type RawFrame, show } from './frame.js';
 
 // ---------------------------------------------------------------------------
 // model
@@ -80,10 +83,14 @@ const framesAt = (offset: number, partial: Partial | null = null): DecoderState 
   offset,
 });
 
+/** Frames whose payload comes out piece by piece as it arrives. */
+const streamed = (cmd: number): boolean => cmd === Cmd.TCP_DATA;
+
 /** Bytes held by the decoder (its partial frame); bounded by 8 + 65535. */
 export const bufferedBytes = (s: DecoderState): number => {
   if (s.phase !== 'frames' || s.partial === null) return 0;
-  return s.partial.stage === 'header' ? s.partial.bytes.length : HDR_LEN + s.partial.have;
+  if (s.partial.stage === 'header') return s.partial.bytes.length;
+  return streamed(s.partial.cmd) ? 0 : HDR_LEN + s.partial.have;
 };
 
 // ---------------------------------------------------------------------------
@@ -187,8 +194,13 @@ const scanFrames = (
   if (partial !== null && partial.stage === 'payload') {
     const take = Math.min(partial.len - partial.have, n - off);
     const have = partial.have + take;
+    const piece = take > 0 ? chunk.subarray(off, off + take) : null;
+    const stream = streamed(partial.cmd);
+    if (stream && piece !== null) {
+      out.push({ channel: partial.channel, cmd: partial.cmd, payload: piece });
+    }
     const pieces =
-      take > 0 ? { head: chunk.subarray(off, off + take), tail: partial.pieces } : partial.pieces;
+      !stream && piece !== null ? { head: piece, tail: partial.pieces } : partial.pieces;
     off += take;
     offset += take;
     // A literal: V8 copies a spread through a slow path, and this runs per chunk.
@@ -201,7 +213,7 @@ const scanFrames = (
       pieces,
     };
     if (have < partial.len) return [framesAt(offset, next), out];
-    out.push({ channel: partial.channel, cmd: partial.cmd, payload: assemble(next) });
+    if (!stream) out.push({ channel: partial.channel, cmd: partial.cmd, payload: assemble(next) });
     partial = null;
   }
 
@@ -223,13 +235,15 @@ const scanFrames = (
       continue;
     }
     const first = chunk.subarray(off + HDR_LEN);
+    const stream = streamed(cmd);
+    if (stream && first.length > 0) out.push({ channel, cmd, payload: first });
     const p: Partial = {
       stage: 'payload',
       channel,
       cmd,
       len,
       have: first.length,
-      pieces: first.length > 0 ? { head: first, tail: null } : null,
+      pieces: !stream && first.length > 0 ? { head: first, tail: null } : null,
     };
     return [framesAt(offset + rem, p), out];
   }
@@ -248,7 +262,8 @@ const withError = (s: DecoderState, frames: readonly RawFrame[]): FeedResult => 
 
 /**
  * Feeds one chunk. Returns the new state, the frames completed by this chunk
- * (in order; payloads are views of `chunk` where possible), and an error when
+ * and the TCP_DATA pieces it carried (in order; payloads are views of `chunk`
+ * where possible), and an error when
  * the stream is broken (then the state is `failed` and stays so). Frames cut
  * before the error are still returned.
  */
