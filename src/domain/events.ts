@@ -50,14 +50,24 @@ const ev = <K extends string, P extends t.Props>(kind: K, props: P) =>
   t.type({ kind: t.literal(kind), t: t.number, ...props });
 
 /** The session's inputs: rules after name resolution, listen addresses, options. */
-export const StartC = ev('start', {
-  rules: t.array(SubnetRuleC),
-  listen: t.array(ListenAddrC),
-  nameservers: t.array(t.type({ family: FamilyC, ip: t.string })),
-  /** Where captured DNS requests are received (empty without --dns/--ns-hosts). */
-  dnsListen: t.array(ListenAddrC),
-  reconnect: t.boolean,
-});
+export const StartC = t.intersection([
+  ev('start', {
+    rules: t.array(SubnetRuleC),
+    listen: t.array(ListenAddrC),
+    nameservers: t.array(t.type({ family: FamilyC, ip: t.string })),
+    /** Where captured DNS requests are received (empty without --dns/--ns-hosts). */
+    dnsListen: t.array(ListenAddrC),
+    reconnect: t.boolean,
+  }),
+  t.partial({
+    /**
+     * Connect ssh while the firewall helper starts, not after it is ready:
+     * nothing can prompt for a password (the helper needs no sudo or doas).
+     * Absent in older recordings: firewall first, as sshuttle does.
+     */
+    connectEarly: t.boolean,
+  }),
+]);
 export const FirewallReadyC = ev('fw.ready', { method: t.string });
 export const FirewallStartedC = ev('fw.started', {});
 export const FirewallFailedC = ev('fw.failed', { message: t.string });

@@ -96,6 +96,8 @@ export interface SessionState {
   readonly udp: UdpState;
   readonly exit: { readonly code: number; readonly reason: string } | null;
   readonly reconnect: ReconnectState;
+  /** ssh was asked to connect at the start, alongside the firewall helper. */
+  readonly connectEarly: boolean;
 }
 
 export type Step = readonly [SessionState, readonly Command[]];
@@ -133,6 +135,7 @@ export const initialSession: SessionState = {
   udp: initialUdp,
   exit: null,
   reconnect: initialReconnect,
+  connectEarly: false,
 };
 
 /** Exit code for fatal errors, as sshuttle's client uses (see exit-codes.ts). */
@@ -186,6 +189,7 @@ const copyState = (
   udp,
   exit: s.exit,
   reconnect: s.reconnect,
+  connectEarly: s.connectEarly,
 });
 
 type Counter = Exclude<keyof Totals, 'peakOpen'>;
@@ -569,7 +573,10 @@ export const reduceSession = (s: SessionState, e: Event): Step => {
   switch (e.kind) {
     case 'data':
       return onData(s, e);
-    case 'start':
+    case 'start': {
+      // Early, ssh connects while the helper starts; the rules still wait for
+      // both (maybeInstall), and ssh.up before fw.ready only records the server.
+      const early = e.connectEarly === true;
       return [
         {
           ...s,
@@ -579,9 +586,11 @@ export const reduceSession = (s: SessionState, e: Event): Step => {
           requestedDns: e.dnsListen,
           nameservers: e.nameservers,
           reconnect: { ...initialReconnect, enabled: e.reconnect },
+          connectEarly: early,
         },
-        [{ kind: 'fw.start' }],
+        early ? [{ kind: 'fw.start' }, { kind: 'ssh.connect' }] : [{ kind: 'fw.start' }],
       ];
+    }
     case 'fw.ready': {
       // tproxy diverts DNS by routing, to the family's listener: no link-local
       // ones, and a query bound to an interface by its scope is routed out of
@@ -608,7 +617,7 @@ export const reduceSession = (s: SessionState, e: Event): Step => {
           isTproxyMethod(e.method)
             ? { kind: 'listen', addrs: s.requestedListen, dns, tproxy: true }
             : { kind: 'listen', addrs: s.requestedListen, dns },
-          { kind: 'ssh.connect' },
+          ...(s.connectEarly ? [] : [{ kind: 'ssh.connect' } as const]),
         ],
       ];
     }

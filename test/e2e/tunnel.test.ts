@@ -104,6 +104,19 @@ describeLab('direct transport', (lab: LabHandle) => {
     await rulesGoneWithin(2_000);
   });
 
+  it('as root, connects ssh while the firewall helper starts (nothing else can prompt)', async () => {
+    const t = start(['-vv', `${lab.env.targetIp}/32`]);
+    await connected(t);
+    const log = t.out.stderr;
+    const connecting = log.indexOf('ssh: connecting to');
+    const ready = log.indexOf('firewall helper ready');
+    expect(connecting, log.slice(0, 2000)).toBeGreaterThanOrEqual(0);
+    expect(ready, log.slice(0, 2000)).toBeGreaterThan(connecting);
+    expect((await lab.curl(`http://${lab.env.targetIp}/`)).stdout).toBe('hello from lab\n');
+    expect(await stop(t)).toBe(0);
+    await rulesGoneWithin(2_000);
+  });
+
   it('captures 0/0 without capturing its own ssh connection', async () => {
     const t = start(['0/0']);
     await connected(t);

@@ -154,6 +154,20 @@ describe('recording and replay', () => {
     expect(decodeRecording('{"hello":1}\n')).toMatchObject({ ok: false, line: 1 });
   });
 
+  it('a start with connectEarly replays; one without it (older recordings) still decodes; a mistyped one does not', () => {
+    const start = startup[0] as Extract<Event, { kind: 'start' }>;
+    const early = [{ ...start, connectEarly: true }, ...startup.slice(1)] as Event[];
+    const decoded = decodeRecording(record(early, false));
+    if (!decoded.ok) throw new Error(decoded.message);
+    expect(decoded.lines[0]?.event).toMatchObject({ kind: 'start', connectEarly: true });
+    expect(replayLines(decoded.lines).divergence).toBeNull();
+    const older = record(startup, false);
+    expect(older).not.toContain('connectEarly');
+    expect(decodeRecording(older).ok).toBe(true);
+    const mistyped = record(early, false).replace('"connectEarly":true', '"connectEarly":"yes"');
+    expect(decodeRecording(mistyped)).toMatchObject({ ok: false, line: 2 });
+  });
+
   it('keeps payloads out of a recording unless asked', () => {
     const events = [
       ...startup,

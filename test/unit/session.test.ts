@@ -63,6 +63,47 @@ describe('session startup', () => {
     expect(last.find((c) => c.kind === 'close')).toMatchObject({ id: 1, abort: true });
   });
 
+  describe('connecting early (no sudo or doas: nothing else can prompt)', () => {
+    const early = [
+      { ...(startup[0] as Extract<Event, { kind: 'start' }>), connectEarly: true },
+      ...startup.slice(1),
+    ] as Event[];
+    const sshUp = startup[3] as Event;
+
+    it('asks ssh to connect alongside the firewall helper, and not again when the helper is ready', () => {
+      const { commands, state } = fold(early);
+      expect(kinds(commands[0] ?? [])).toEqual(['fw.start', 'ssh.connect']);
+      expect(kinds(commands[1] ?? [])).toEqual(['log', 'listen']);
+      expect(kinds(commands[3] ?? [])).toEqual(['fw.setup', 'log']);
+      expect(state.phase).toBe('running');
+      expect(commands.flat().filter((c) => c.kind === 'ssh.connect')).toHaveLength(1);
+    });
+
+    it('ssh up before the helper is ready: the rules wait for the helper and the listener', () => {
+      // start, ssh.up, fw.ready, listen.up, fw.started
+      const events = [early[0], sshUp, early[1], early[2], early[4]] as Event[];
+      const { commands, state } = fold(events);
+      expect(kinds(commands[1] ?? [])).toEqual([]);
+      expect(kinds(commands[2] ?? [])).toEqual(['log', 'listen']);
+      expect(kinds(commands[3] ?? [])).toEqual(['fw.setup', 'log']);
+      const setup = (commands[3] ?? []).find((c) => c.kind === 'fw.setup');
+      // The server found while the helper started is still excluded from capture.
+      expect(setup).toMatchObject({
+        rules: expect.arrayContaining([
+          expect.objectContaining({ ip: '198.51.100.1', exclude: true }),
+        ]),
+      });
+      expect(state.phase).toBe('running');
+    });
+
+    it('ssh failing while the helper starts shuts down with the fatal code', () => {
+      const failed: Event = { kind: 'ssh.failed', t: 1, message: 'auth failed' };
+      const { state, last } = fold([early[0] as Event, failed]);
+      expect(state.phase).toBe('stopping');
+      expect(last.find((c) => c.kind === 'shutdown')).toMatchObject({ code: EXIT_FATAL });
+    });
+  });
+
   it.each([
     [{ kind: 'ssh.failed', t: 3, message: 'auth failed' }],
     [{ kind: 'fw.failed', t: 3, message: 'nft: not found' }],
