@@ -18,6 +18,7 @@ import type { SubnetRule } from '../domain/subnet.js';
 import { isIpLiteral, rulesFromAddresses } from '../domain/subnet-syntax.js';
 import { makeBackground } from '../effects/background.js';
 import { makeDirectTransport } from '../effects/direct-transport.js';
+import type { SpawnedHelper } from '../effects/firewall/firewall-client.js';
 import { makeFirewallDriver } from '../effects/firewall-driver.js';
 import { helperTransportFor, usesHelper } from '../effects/helper/from-config.js';
 import { readLinkLocals } from '../effects/link-locals.js';
@@ -118,7 +119,11 @@ export const listenAddresses = (config: Config, rules: readonly SubnetRule[]): L
 /** Where --dns finds the nameservers to capture (resolved's upstreams too). */
 const RESOLV_CONFS = ['/etc/resolv.conf', '/run/systemd/resolve/resolv.conf'];
 
-export const runClient = async (config: Config): Promise<number> => {
+/** `prestarted`: the firewall helper main started before loading this (root only). */
+export const runClient = async (
+  config: Config,
+  prestarted: SpawnedHelper | null = null,
+): Promise<number> => {
   // --syslog, --daemon, systemd: what changes once the tunnel is up.
   const bg = makeBackground(config);
   const t0 = performance.now();
@@ -224,6 +229,7 @@ export const runClient = async (config: Config): Promise<number> => {
     user: owner.right.uid,
     group: owner.right.gid,
     tmark: config.tmark,
+    prestarted,
   });
 
   const timers = makeTimerDriver(now);

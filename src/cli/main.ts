@@ -78,7 +78,14 @@ const dispatch = async (command: Command, argv: readonly string[]): Promise<numb
         return (await import('../effects/daemon.js')).runDaemonParent(command.config, argv);
       // Before ssh2 is loaded: it keeps the randomFillSync it finds then.
       (await import('../effects/ssh/random-pool.js')).installRandomPool();
-      return (await import('./client.js')).runClient(command.config);
+      // As root, the firewall helper starts now, while the client loads.
+      const { prestartFirewall } = await import('../effects/firewall/prestart.js');
+      const helper = prestartFirewall(command.config);
+      try {
+        return await (await import('./client.js')).runClient(command.config, helper);
+      } finally {
+        helper?.release();
+      }
     }
   }
 };

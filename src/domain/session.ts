@@ -588,7 +588,17 @@ export const reduceSession = (s: SessionState, e: Event): Step => {
           reconnect: { ...initialReconnect, enabled: e.reconnect },
           connectEarly: early,
         },
-        early ? [{ kind: 'fw.start' }, { kind: 'ssh.connect' }] : [{ kind: 'fw.start' }],
+        early
+          ? [
+              { kind: 'fw.start' },
+              { kind: 'ssh.connect' },
+              {
+                kind: 'log',
+                level: 'debug',
+                msg: 'connecting ssh while the firewall helper starts (no sudo or doas to prompt)',
+              },
+            ]
+          : [{ kind: 'fw.start' }],
       ];
     }
     case 'fw.ready': {

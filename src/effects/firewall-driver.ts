@@ -8,7 +8,11 @@ import { type Observable, Subject } from 'rxjs';
 import type { Command } from '../domain/commands.js';
 import { isTproxyMethod, type Method } from '../domain/config.js';
 import type { Event } from '../domain/events.js';
-import { type FirewallHandle, startFirewall } from './firewall/firewall-client.js';
+import {
+  type FirewallHandle,
+  type SpawnedHelper,
+  startFirewall,
+} from './firewall/firewall-client.js';
 
 export interface FirewallDriver {
   readonly driver: (commands: Observable<Command>) => Observable<Event>;
@@ -29,6 +33,8 @@ export const makeFirewallDriver = (
     readonly user: number | null;
     readonly group: number | null;
     readonly tmark: string;
+    /** The helper, started early with the same method, verbosity and command (root). */
+    readonly prestarted?: SpawnedHelper | null;
   },
 ): FirewallDriver => {
   const events = new Subject<Event>();
@@ -36,15 +42,18 @@ export const makeFirewallDriver = (
   let closing = false;
 
   const start = async (): Promise<void> => {
-    const started = await startFirewall({
-      method: opts.method,
-      verbose: opts.verbose,
-      command: opts.command,
-      ...(opts.onStderr !== undefined ? { onStderr: opts.onStderr } : {}),
-      ...(opts.prefix !== undefined && opts.prefix.length > 0
-        ? { prefix: opts.prefix, sameSession: true }
-        : {}),
-    });
+    const started = await startFirewall(
+      {
+        method: opts.method,
+        verbose: opts.verbose,
+        command: opts.command,
+        ...(opts.onStderr !== undefined ? { onStderr: opts.onStderr } : {}),
+        ...(opts.prefix !== undefined && opts.prefix.length > 0
+          ? { prefix: opts.prefix, sameSession: true }
+          : {}),
+      },
+      opts.prestarted ?? null,
+    );
     if (isLeft(started)) {
       events.next({ kind: 'fw.failed', t: now(), message: started.left });
       return;

@@ -108,10 +108,8 @@ describeLab('direct transport', (lab: LabHandle) => {
     const t = start(['-vv', `${lab.env.targetIp}/32`]);
     await connected(t);
     const log = t.out.stderr;
-    const connecting = log.indexOf('ssh: connecting to');
-    const ready = log.indexOf('firewall helper ready');
-    expect(connecting, log.slice(0, 2000)).toBeGreaterThanOrEqual(0);
-    expect(ready, log.slice(0, 2000)).toBeGreaterThan(connecting);
+    // The session asked for ssh at the start, not once the helper was ready.
+    expect(log, log.slice(0, 2000)).toContain('connecting ssh while the firewall helper starts');
     expect((await lab.curl(`http://${lab.env.targetIp}/`)).stdout).toBe('hello from lab\n');
     expect(await stop(t)).toBe(0);
     await rulesGoneWithin(2_000);

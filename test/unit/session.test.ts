@@ -72,7 +72,7 @@ describe('session startup', () => {
 
     it('asks ssh to connect alongside the firewall helper, and not again when the helper is ready', () => {
       const { commands, state } = fold(early);
-      expect(kinds(commands[0] ?? [])).toEqual(['fw.start', 'ssh.connect']);
+      expect(kinds(commands[0] ?? [])).toEqual(['fw.start', 'ssh.connect', 'log']);
       expect(kinds(commands[1] ?? [])).toEqual(['log', 'listen']);
       expect(kinds(commands[3] ?? [])).toEqual(['fw.setup', 'log']);
       expect(state.phase).toBe('running');

@@ -6,7 +6,7 @@
  * stdin is the signal to restore everything; the helper also sees that EOF
  * when this process dies, however it dies.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import * as E from 'fp-ts/lib/Either.js';
 import type { Method } from '../../domain/config.js';
 import type { FirewallRequest } from '../../domain/firewall-plan.js';
@@ -61,12 +61,70 @@ export interface FirewallHandle {
   readonly exited: Promise<number | null>;
 }
 
+/**
+ * A helper process started ahead of its handle (a root client starts it
+ * before its own modules load, src/effects/firewall/prestart.ts).
+ * What happens to it before `startFirewall` adopts it is kept here.
+ */
+export interface SpawnedHelper {
+  readonly child: ChildProcessWithoutNullStreams;
+  /** Spawning failed (no 'close' follows on every Node version). */
+  readonly spawnError: () => Error | null;
+  /** It exited already: code and signal. */
+  readonly exit: () => { readonly code: number | null; readonly signal: string | null } | null;
+  /** Taken over by `startFirewall`. */
+  readonly adopt: () => void;
+  /** Not adopted: end its stdin (it exits, having touched nothing) and let go of it. */
+  readonly release: () => void;
+}
+
+export type HelperSpawnOptions = Pick<
+  StartFirewallOptions,
+  'method' | 'verbose' | 'command' | 'prefix' | 'sameSession'
+>;
+
+/** Starts the helper; its output waits in the pipes until someone reads it. */
+export const spawnHelper = (opts: HelperSpawnOptions): SpawnedHelper | null => {
+  const [cmd, ...args] = helperArgv(opts);
+  if (cmd === undefined) return null;
+  const child = spawn(cmd, args, {
+    detached: opts.sameSession !== true,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let spawnError: Error | null = null;
+  let exit: { code: number | null; signal: string | null } | null = null;
+  let adopted = false;
+  child.on('error', (e) => {
+    if (child.pid === undefined) spawnError = e;
+  });
+  child.on('close', (code, signal) => {
+    exit = { code, signal };
+  });
+  child.stdin.on('error', () => {});
+  return {
+    child,
+    spawnError: () => spawnError,
+    exit: () => exit,
+    adopt: () => {
+      adopted = true;
+    },
+    release: () => {
+      if (adopted) return;
+      adopted = true;
+      child.stdin.end();
+      child.stdout.destroy();
+      child.stderr.destroy();
+      child.unref();
+    },
+  };
+};
+
 /** sshuttle's client skips this many junk lines (e.g. from sudo) before READY. */
 const MAX_JUNK_LINES = 100;
 const STDERR_TAIL = 2048;
 
 /** The argv the helper is started with. */
-export const helperArgv = (opts: StartFirewallOptions): string[] => [
+export const helperArgv = (opts: HelperSpawnOptions): string[] => [
   ...(opts.prefix ?? []),
   ...opts.command,
   ...firewallHelperArgs(opts.method, opts.verbose),
@@ -78,18 +136,16 @@ export const helperArgv = (opts: StartFirewallOptions): string[] => [
 
 type Next = E.Either<string, string>;
 
+/** Starts the helper (or adopts `spawned`, started earlier with the same options) and waits for READY. */
 export const startFirewall = async (
   opts: StartFirewallOptions,
+  spawned: SpawnedHelper | null = null,
 ): Promise<E.Either<string, FirewallHandle>> => {
-  const argv = helperArgv(opts);
-  const [cmd, ...args] = argv;
-  if (cmd === undefined) return E.left('no firewall helper command given');
+  const helper = spawned ?? spawnHelper(opts);
+  if (helper === null) return E.left('no firewall helper command given');
+  helper.adopt();
+  const { child } = helper;
   const onStderr = opts.onStderr ?? ((text: string) => void process.stderr.write(text));
-
-  const child = spawn(cmd, args, {
-    detached: opts.sameSession !== true,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
   let stderrTail = '';
   let exitNote: string | null = null;
   const lines: string[] = [];
@@ -115,24 +171,28 @@ export const startFirewall = async (
   };
 
   const exited = new Promise<number | null>((resolve) => {
-    child.on('error', (e) => {
-      // Spawn failure: no 'close' follows on every Node version.
-      if (child.pid === undefined) {
-        exitNote = `could not be started (${e.message})`;
-        wake();
-        resolve(null);
-      }
-    });
-    child.on('close', (code, signal) => {
+    const failed = (e: Error): void => {
+      exitNote = `could not be started (${e.message})`;
+      wake();
+      resolve(null);
+    };
+    const closed = (code: number | null, signal: string | null): void => {
       exitNote ??= `exited (${code !== null ? `code ${code}` : `signal ${String(signal)}`})`;
       wake();
       resolve(code);
+    };
+    // Before adoption (a helper started early), it may have failed or gone already.
+    const early = helper.spawnError();
+    const gone = helper.exit();
+    if (early !== null) failed(early);
+    else if (gone !== null) closed(gone.code, gone.signal);
+    child.on('error', (e) => {
+      // Spawn failure: no 'close' follows on every Node version.
+      if (child.pid === undefined) failed(e);
     });
+    child.on('close', closed);
   });
-
-  child.stdin.on('error', () => {
-    // EPIPE when the helper is gone; `exited` reports that.
-  });
+  // EPIPE on stdin when the helper is gone: `exited` reports that (spawnHelper listens).
   child.stdout.on('data', (b: Buffer) => {
     lines.push(...splitter.push(b));
     if (splitter.overflowed() && exitNote === null) {
