@@ -132,9 +132,11 @@ describe.skipIf(why !== null)('fatal errors: exit code, one line, cause and hint
   }, 60_000);
 
   it('the firewall does not work', () => {
+    // A server that lets us in: as root ssh connects while the helper starts,
+    // so a refused ssh connection could be reported first.
     const r = runCase(
-      'none',
-      ['--method', 'nft', '-r', 'root@127.0.0.1:1', SUBNET],
+      'accept',
+      toServer('{CONFIG}', '--method', 'nft'),
       join(sandbox, 'nft-broken'),
     );
     expectFatal(r, /^firewall: .*nft/, HINTS['firewall-root']);
