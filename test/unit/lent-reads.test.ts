@@ -95,32 +95,48 @@ describe('lent reads: an accepted socket reads into one shared buffer', () => {
 
 /**
  * A real ssh2 client and server on loopback: a direct-tcpip channel whose
- * far end reads in bursts, so the client's window runs out again and again.
+ * far end stops reading after every MiB until the client's window is spent
+ * (it is the same process, so it can look), so the window runs out again
+ * and again however fast or slow the machine is (a timer-paced reader let
+ * a loaded CI machine send everything without ever running out).
  */
 const sshChannel = async (): Promise<{ channel: ClientChannel; received: Promise<Buffer> }> => {
   let resolveReceived: (b: Buffer) => void = () => {};
   const received = new Promise<Buffer>((r) => {
     resolveReceived = r;
   });
+  let clientChannel: ClientChannel | null = null;
+  const windowSpent = (): boolean => {
+    const out = (clientChannel as unknown as { outgoing?: { window?: number } } | null)?.outgoing;
+    return (out?.window ?? Number.POSITIVE_INFINITY) < LENT_READ_BYTES;
+  };
   const server = new ssh2.Server({ hostKeys: [sshHostKey()] }, (conn) => {
     conn.on('error', () => {});
     conn.on('authentication', (ctx) => ctx.accept());
     conn.on('tcpip', (accept) => {
       const ch = accept();
       const parts: Buffer[] = [];
-      ch.on('data', (d: Buffer) => parts.push(d));
+      let sinceResume = 0;
+      let poll: NodeJS.Timeout | null = null;
+      ch.on('data', (d: Buffer) => {
+        parts.push(d);
+        sinceResume += d.length;
+        if (sinceResume < 1024 * 1024 || poll !== null) return;
+        ch.pause();
+        const t0 = Date.now();
+        poll = setInterval(() => {
+          if (!windowSpent() && Date.now() - t0 < 2000) return;
+          if (poll !== null) clearInterval(poll);
+          poll = null;
+          sinceResume = 0;
+          ch.resume();
+        }, 2);
+      });
       ch.on('end', () => {
-        clearInterval(slow);
+        if (poll !== null) clearInterval(poll);
         resolveReceived(Buffer.concat(parts));
         ch.end();
       });
-      // Bursts: 20 ms reading, 20 ms not (no window adjust meanwhile).
-      let reading = true;
-      const slow = setInterval(() => {
-        reading = !reading;
-        if (reading) ch.resume();
-        else ch.pause();
-      }, 20);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -139,6 +155,7 @@ const sshChannel = async (): Promise<{ channel: ClientChannel; received: Promise
       err ? reject(err) : resolve(ch),
     ),
   );
+  clientChannel = channel;
   return { channel, received };
 };
 
