@@ -61,17 +61,19 @@ export interface FirewallHandle {
   readonly exited: Promise<number | null>;
 }
 
+/** How a helper process ended: it could not be spawned, or it exited. */
+export type HelperEnd =
+  | { readonly error: Error }
+  | { readonly code: number | null; readonly signal: string | null };
+
 /**
- * A helper process started ahead of its handle (a root client starts it
- * before its own modules load, src/effects/firewall/prestart.ts).
- * What happens to it before `startFirewall` adopts it is kept here.
+ * A helper process, started (by `startFirewall`, or earlier by a root client
+ * before its own modules load, src/effects/firewall/prestart.ts). `ended` is
+ * watched from the spawn on, so an exit before adoption is not missed.
  */
 export interface SpawnedHelper {
   readonly child: ChildProcessWithoutNullStreams;
-  /** Spawning failed (no 'close' follows on every Node version). */
-  readonly spawnError: () => Error | null;
-  /** It exited already: code and signal. */
-  readonly exit: () => { readonly code: number | null; readonly signal: string | null } | null;
+  readonly ended: Promise<HelperEnd>;
   /** Taken over by `startFirewall`. */
   readonly adopt: () => void;
   /** Not adopted: end its stdin (it exits, having touched nothing) and let go of it. */
@@ -91,20 +93,19 @@ export const spawnHelper = (opts: HelperSpawnOptions): SpawnedHelper | null => {
     detached: opts.sameSession !== true,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
-  let spawnError: Error | null = null;
-  let exit: { code: number | null; signal: string | null } | null = null;
-  let adopted = false;
-  child.on('error', (e) => {
-    if (child.pid === undefined) spawnError = e;
+  const ended = new Promise<HelperEnd>((resolve) => {
+    child.on('error', (error) => {
+      // Spawn failure: no 'close' follows on every Node version.
+      if (child.pid === undefined) resolve({ error });
+    });
+    child.on('close', (code, signal) => resolve({ code, signal }));
   });
-  child.on('close', (code, signal) => {
-    exit = { code, signal };
-  });
+  // EPIPE when the helper is gone: `ended` reports that.
   child.stdin.on('error', () => {});
+  let adopted = false;
   return {
     child,
-    spawnError: () => spawnError,
-    exit: () => exit,
+    ended,
     adopt: () => {
       adopted = true;
     },
@@ -170,29 +171,13 @@ export const startFirewall = async (
     }
   };
 
-  const exited = new Promise<number | null>((resolve) => {
-    const failed = (e: Error): void => {
-      exitNote = `could not be started (${e.message})`;
-      wake();
-      resolve(null);
-    };
-    const closed = (code: number | null, signal: string | null): void => {
-      exitNote ??= `exited (${code !== null ? `code ${code}` : `signal ${String(signal)}`})`;
-      wake();
-      resolve(code);
-    };
-    // Before adoption (a helper started early), it may have failed or gone already.
-    const early = helper.spawnError();
-    const gone = helper.exit();
-    if (early !== null) failed(early);
-    else if (gone !== null) closed(gone.code, gone.signal);
-    child.on('error', (e) => {
-      // Spawn failure: no 'close' follows on every Node version.
-      if (child.pid === undefined) failed(e);
-    });
-    child.on('close', closed);
+  const exited = helper.ended.then((end) => {
+    if ('error' in end) exitNote = `could not be started (${end.error.message})`;
+    else
+      exitNote ??= `exited (${end.code !== null ? `code ${end.code}` : `signal ${String(end.signal)}`})`;
+    wake();
+    return 'error' in end ? null : end.code;
   });
-  // EPIPE on stdin when the helper is gone: `exited` reports that (spawnHelper listens).
   child.stdout.on('data', (b: Buffer) => {
     lines.push(...splitter.push(b));
     if (splitter.overflowed() && exitNote === null) {
