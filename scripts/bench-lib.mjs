@@ -1,7 +1,8 @@
 // The benchmark report's logic, importable (scripts/bench-report.mjs is the
 // command; test/unit/bench-report.test.ts tests this).
 //
-// Input lines come from test/lab/bench-tunnel.sh and test/lab/bench-extra.sh:
+// Input lines come from test/lab/bench-tunnel.sh, bench-extra.sh and
+// bench-warmup.sh:
 // "LABEL key=value ...". Several lines with the same label are runs (or parts
 // of one run); every numeric figure becomes the median of its runs, with the
 // min and max as its spread.
@@ -20,6 +21,8 @@ export const FIGURES = [
   ['down_MBps', 'download', 'MB/s', true],
   ['http_keepalive_rps', 'HTTP keep-alive', 'req/s', true],
   ['http_newconn_rps', 'HTTP new connection', 'req/s', true],
+  ['newconn_first_rps', 'new connection, 1st second', 'req/s', true],
+  ['newconn_warm_rps', 'new connection, warm', 'req/s', true],
   ['p99_newconn_ms', 'p99 new connection', 'ms', false],
   ['p99_idle_ms', 'p99 idle', 'ms', false],
   ['p99_loaded_ms', 'p99 under transfer', 'ms', false],
@@ -33,6 +36,9 @@ export const FIGURES = [
   ['dns_ok', 'DNS resolves', '', true],
   ['rules_left', 'rules left after TERM', '', false],
 ];
+
+/** Per-second lists (bench-warmup.sh): kept in the JSON, too long for the table. */
+export const DETAIL_KEYS = new Set(['newconn_by_second', 'cpu_us_per_req']);
 
 /** "LABEL k=v k=v" → { label, figures } (numbers where they parse, else strings). */
 export const parseLine = (line) => {
@@ -165,7 +171,7 @@ export const tableData = (agg) => {
   const keys = [
     ...FIGURES.map(([k]) => k),
     ...[...new Set(labels.flatMap((l) => Object.keys(agg[l])))].filter(
-      (k) => !FIGURES.some(([f]) => f === k),
+      (k) => !FIGURES.some(([f]) => f === k) && !DETAIL_KEYS.has(k),
     ),
   ];
   for (const k of keys) {
@@ -218,6 +224,7 @@ export const CHART_FIGURES = [
   'down_MBps',
   'http_keepalive_rps',
   'http_newconn_rps',
+  'newconn_warm_rps',
   'p99_idle_ms',
   'p99_loaded_ms',
   'rss1k_mb',

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # npm run bench: in one lab, measure sshuttle-ts (direct and helper
 # transports), stock sshuttle and a plain OpenSSH -L forward the same way
-# (test/lab/bench-tunnel.sh, then test/lab/bench-extra.sh, each starting the
+# (test/lab/bench-tunnel.sh, bench-extra.sh and bench-warmup.sh, each starting the
 # tunnel afresh), BENCH_RUNS times, the tunnels taking turns within each run;
 # then print every figure's median (min-max) and the ratios
 # (scripts/bench-report.mjs). Needs root and the lab's packages (.ci/run
 # installs them) plus Debian's sshuttle. See docs/performance.md.
 #   BENCH_RUNS=3          runs per tunnel (each figure is the median)
 #   BENCH_SECONDS=4       length of each timed measurement
+#   BENCH_WARMUP_SECONDS=6  seconds of new connections in bench-warmup.sh
 #   BENCH_ONLY="ts helper stock ssh"   subset, in this order
 #   BENCH_CONNS=1000      connections held open together
 #   BENCH_OUT=bench-results/latest.json
@@ -23,6 +24,7 @@ cd "$(dirname "$0")/.."
 NAME=bn$$
 export LAB_NAME=$NAME
 export BENCH_SECONDS=${BENCH_SECONDS:-4}
+export BENCH_WARMUP_SECONDS=${BENCH_WARMUP_SECONDS:-6}
 RUNS=${BENCH_RUNS:-3}
 OUT=${BENCH_OUT:-bench-results/latest.json}
 CHART=${BENCH_CHART-bench-results/latest.svg}
@@ -45,10 +47,23 @@ source "/tmp/$NAME/env"
 SRV=$LAB_SERVER_IP
 TS="$PWD/bin/sshuttle-ts"
 
+# Every new-connection test leaves its connections in TIME_WAIT in the client
+# namespace for a minute; let them drain (to 5,000, at most 60 s) so that no
+# tunnel is measured in the previous one's wake.
+settle_time_wait() {
+  local i n
+  for i in $(seq 60); do
+    n=$(ip netns exec "$NAME-c" ss -tan state time-wait 2>/dev/null | tail -n +2 | wc -l)
+    [ "$n" -lt 5000 ] && return
+    sleep 1
+  done
+}
+
 measure() { # LABEL DNS(0|1) -- COMMAND...
   local label=$1 dns=$2 line
   shift 2
-  for script in bench-tunnel bench-extra; do
+  for script in bench-tunnel bench-extra bench-warmup; do
+    [ "$script" = bench-tunnel ] && settle_time_wait
     echo "bench: run $run/$RUNS, $label ($script)" >&2
     line=$(BENCH_DNS=$dns bash "test/lab/$script.sh" "$label" "$@" | tail -n 1) || true
     echo "  $line" >&2

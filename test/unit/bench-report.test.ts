@@ -113,6 +113,31 @@ describe('bench report: ratios and table', () => {
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     );
   });
+  it('shows the warm-up figures (bench-warmup.sh) as rows, its per-second lists as text', () => {
+    const t = lib.tableData(
+      lib.aggregate(
+        lib.parseLines(`
+sshuttle-ts newconn_first_rps=900 newconn_warm_rps=2000 newconn_by_second=900,1500,2000,2000
+sshuttle-ts newconn_first_rps=1100 newconn_warm_rps=2200 newconn_by_second=1100,1600,2200,2200
+sshuttle newconn_first_rps=1000 newconn_warm_rps=1000 newconn_by_second=1000,1000,1000,1000
+`),
+      ),
+    );
+    expect(t.header).toEqual(['figure', 'sshuttle-ts direct', 'stock sshuttle', 'direct/stock']);
+    const row = (name: string) => t.rows.find((r) => r[0] === name);
+    expect(row('new connection, 1st second (req/s)')).toEqual([
+      'new connection, 1st second (req/s)',
+      '1000 (900-1100)',
+      '1000',
+      '1.00x',
+    ]);
+    expect(row('new connection, warm (req/s)')?.[3]).toBe('2.10x');
+    // The per-second lists stay in the JSON (the aggregate), not the table.
+    expect(t.rows.map((r) => r[0])).toEqual([
+      'new connection, 1st second (req/s)',
+      'new connection, warm (req/s)',
+    ]);
+  });
   it('shows a spread with the precision of its median', () => {
     expect(lib.cell({ median: 37.14, min: 36, max: 50.02, n: 3, values: [] })).toBe(
       '37.1 (36.0-50.0)',
