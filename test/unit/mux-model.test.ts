@@ -91,6 +91,8 @@ class World {
   readonly A: Side;
   readonly B: Side;
   chunk: number;
+  /** The drivers' clock, moved by `Tick`. */
+  t = 0;
 
   /**
    * `transient`: every chunk is a view of one shared buffer, marked
@@ -545,6 +547,20 @@ class Ping extends Base {
   }
 }
 
+/** A second of the driver's clock: the pipe stops counting as shared after two. */
+class Tick extends Base {
+  constructor(readonly side: SideName) {
+    super();
+  }
+  act(w: World): void {
+    w.t += 1000;
+    w.apply(w.side(this.side), { kind: 'tick', t: w.t });
+  }
+  toString(): string {
+    return `Tick(${this.side})`;
+  }
+}
+
 /** Short-lived connections: open, a request, EOF; and the oldest live one is closed. */
 class Churn extends Base {
   constructor(readonly k: number) {
@@ -603,6 +619,7 @@ const commands = [
   fc.tuple(side, idx).map(([s, i]) => new StopSending(s, i)),
   fc.tuple(side, idx).map(([s, i]) => new Abort(s, i)),
   side.map((s) => new Ping(s)),
+  side.map((s) => new Tick(s)),
   fc.integer({ min: 1, max: 4 }).map((k) => new Churn(k)),
   fc.constant(new Quiesce()),
 ];
@@ -642,6 +659,7 @@ const small = (role: 'client' | 'server', over: Partial<MuxConfig>): MuxConfig =
   creditWindow: 6000,
   maxFrame: 1500,
   pipeCap: 8192,
+  pipeCapShared: 3000,
   localHighWater: 8192,
   latencyBufferSize: 4096,
   stockRecvLimit: 20_000,

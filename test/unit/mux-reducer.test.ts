@@ -414,6 +414,42 @@ describe('credit mode', () => {
     expect(dataBytes(sent(c.do({ kind: 'pipeWritable' })))).toBe(1000);
   });
 
+  /** Two open channels, frames of `frame` bytes, pipe caps 256 and 64 KiB, nothing in flight. */
+  const frame = 16_384;
+  const sharingClient = (): [End, number, number] => {
+    const c = creditClient(
+      { credit: 1 << 24, frame },
+      { pipeCap: 256 * 1024, pipeCapShared: 64 * 1024, localHighWater: 1 << 22 },
+    );
+    const first = open(c, 1);
+    const second = open(c, 2, 81);
+    c.do({ kind: 'pipeFlushed', bytes: 1e6 });
+    return [c, first, second];
+  };
+
+  it('a bulk transfer alone fills the pipe to pipeCap; taking turns with it shrinks the cap until two quiet ticks', () => {
+    const [c, bulk, small] = sharingClient();
+    expect(dataBytes(sent(c.do(data(bulk, 8 << 20))), bulk)).toBe(16 * frame);
+    // An answer arrives while the pipe is busy: it goes out at the next
+    // flush, taking its turn next to the bulk transfer.
+    c.do(data(small, 100));
+    const turn = sent(c.do({ kind: 'pipeFlushed', bytes: 64 * 1024 }));
+    expect(dataBytes(turn, small)).toBe(100);
+    // From now on the bulk transfer keeps only pipeCapShared in the pipe.
+    expect(dataBytes(sent(c.do({ kind: 'pipeFlushed', bytes: 1e6 })), bulk)).toBe(4 * frame);
+    c.do({ kind: 'tick', t: 1000 });
+    expect(dataBytes(sent(c.do({ kind: 'pipeFlushed', bytes: 1e6 })), bulk)).toBe(4 * frame);
+    c.do({ kind: 'tick', t: 2000 });
+    expect(dataBytes(sent(c.do({ kind: 'pipeFlushed', bytes: 1e6 })), bulk)).toBe(16 * frame);
+  });
+
+  it('a transfer starting after another channel spoke into a quiet pipe keeps the whole cap', () => {
+    const [c, control, bulk] = sharingClient();
+    expect(dataBytes(sent(c.do(data(control, 200))), control)).toBe(200);
+    expect(dataBytes(sent(c.do(data(bulk, 8 << 20))), bulk)).toBe(16 * frame);
+    expect(dataBytes(sent(c.do({ kind: 'pipeFlushed', bytes: 1e6 })), bulk)).toBe(16 * frame);
+  });
+
   it('a channel out of credit does not hold up another', () => {
     const c = creditClient({ credit: 5000, frame: 5000 }, { pipeCap: 1e9 });
     const stuck = open(c, 1);

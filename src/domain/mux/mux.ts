@@ -67,6 +67,11 @@ export interface MuxConfig {
   readonly maxFrame: number;
   /** Bytes handed to the pipe and not yet flushed, above which no more TCP_DATA is scheduled. */
   readonly pipeCap: number;
+  /**
+   * The same cap while channels take turns ({@link SHARED_TICKS}): what the
+   * pipe holds is what another channel's next frame waits behind.
+   */
+  readonly pipeCapShared: number;
   /** Queued bytes per channel at which local reading is paused (resumed at half). */
   readonly localHighWater: number;
   /** Stock mode: delivered-but-undrained bytes (all channels) at which pipe reading pauses; 0 = never. */
@@ -90,6 +95,7 @@ export const defaultMuxConfig = (role: MuxRole): MuxConfig => ({
   creditWindow: 1 << 20,
   maxFrame: MAX_PAYLOAD,
   pipeCap: 256 * 1024,
+  pipeCapShared: 64 * 1024,
   localHighWater: 128 * 1024,
   stockRecvLimit: 16 * 1024 * 1024,
   wrap: 65535,
@@ -154,6 +160,10 @@ export interface MuxState {
   readonly inFlight: number;
   /** The pipe said it is full (`pipeFull`) and has not said `pipeWritable` since. */
   readonly pipeBlocked: boolean;
+  /** The channel of the last TCP_DATA frame sent (-1: none yet). */
+  readonly lastSender: number;
+  /** Ticks left during which the pipe counts as shared (see `pipeCapShared`). */
+  readonly sharedTicks: number;
   /** Delivered-but-undrained bytes over all channels. */
   readonly undrained: number;
   readonly pipePaused: boolean;
@@ -291,6 +301,8 @@ export const initMux = (config: MuxConfig, t = 0): MuxStep => {
     tooFull: false,
     inFlight: 0,
     pipeBlocked: false,
+    lastSender: -1,
+    sharedTicks: 0,
     undrained: 0,
     pipePaused: false,
     t,
@@ -351,6 +363,8 @@ const begin = (state: MuxState): Ctx => {
     tooFull: state.tooFull,
     inFlight: state.inFlight,
     pipeBlocked: state.pipeBlocked,
+    lastSender: state.lastSender,
+    sharedTicks: state.sharedTicks,
     undrained: state.undrained,
     pipePaused: state.pipePaused,
     t: state.t,
@@ -389,6 +403,8 @@ const end = (ctx: Ctx): MuxStep => {
     tooFull: s.tooFull,
     inFlight: s.inFlight,
     pipeBlocked: s.pipeBlocked,
+    lastSender: s.lastSender,
+    sharedTicks: s.sharedTicks,
     undrained: s.undrained,
     pipePaused: s.pipePaused,
     t: s.t,
@@ -511,8 +527,35 @@ const sendData = (ctx: Ctx, c: Draft): void => {
   else c.queue[0] = head.subarray(n);
   c.queued -= n;
   if (ctx.s.mode === 'credit') c.sendCredit -= n;
+  if (c.id !== ctx.s.lastSender) {
+    // Taking turns with a channel that keeps the pipe busy (a turn after a
+    // quiet spell, such as a transfer's first frame, queues behind nothing).
+    if (ctx.s.lastSender !== -1 && ctx.s.inFlight >= ctx.s.config.pipeCapShared / 2) {
+      ctx.s.sharedTicks = SHARED_TICKS;
+    }
+    ctx.s.lastSender = c.id;
+  }
   sendRaw(ctx, c.id, Cmd.TCP_DATA, n === head.length ? head : head.subarray(0, n));
 };
+
+/**
+ * Ticks (1 s each in the drivers) the pipe stays shared after TCP_DATA last
+ * went out on a different channel than the frame before it while the pipe
+ * held at least half of `pipeCapShared`. A bulk transfer alone fills the
+ * pipe up to `pipeCap`, which it needs for full speed; once
+ * another channel has spoken, the cap is `pipeCapShared`, because every
+ * byte in the pipe (and in the kernel's pipe and sshd's buffer after it) is
+ * queued ahead of that channel's next answer. In the lab (helper, small
+ * requests under a download): median 2.0-2.4 ms against 3.1-3.3 with the
+ * cap always 256 KiB, p99 4.2-5.5 against 6.0-8.9, download unchanged; a
+ * download alone was 8% slower with the cap always 64 KiB, hence the two
+ * (docs/performance.md).
+ */
+export const SHARED_TICKS = 2;
+
+/** The pipe cap now: smaller while channels are taking turns. */
+const pipeCapNow = (s: Scalars): number =>
+  s.sharedTicks > 0 ? Math.min(s.config.pipeCap, s.config.pipeCapShared) : s.config.pipeCap;
 
 /** Schedules TCP_DATA: channels in turn, one frame each, while the gates are open. */
 const pump = (ctx: Ctx): void => {
@@ -522,7 +565,7 @@ const pump = (ctx: Ctx): void => {
   const r = ring(ctx);
   let head = 0;
   while (head < r.length) {
-    if (s.inFlight >= s.config.pipeCap || s.pipeBlocked) break;
+    if (s.inFlight >= pipeCapNow(s) || s.pipeBlocked) break;
     if (s.mode === 'stock' && s.config.latencyControl && s.tooFull) break;
     const id = r[head++]!;
     // settle() below may push `id` back onto `r`; it never filters `r` here,
@@ -1005,6 +1048,7 @@ const onLocal = (
 const onTick = (ctx: Ctx, t: number): void => {
   const { s } = ctx;
   s.t = t;
+  if (s.sharedTicks > 0) s.sharedTicks--;
   const warnMs = s.config.pingWarnMs;
   if (warnMs > 0 && s.pingSince !== null && !s.pingWarned && t - s.pingSince >= warnMs) {
     s.pingWarned = true;
