@@ -545,11 +545,10 @@ const sendData = (ctx: Ctx, c: Draft): void => {
  * pipe up to `pipeCap`, which it needs for full speed; once another channel
  * has spoken, the cap is `pipeCapShared`, because every byte in the pipe
  * (and in the kernel's pipe and sshd's buffer after it) is queued ahead of
- * that channel's next answer. In the lab (helper, small
- * requests under a download): median 2.0-2.4 ms against 3.1-3.3 with the
- * cap always 256 KiB, p99 4.2-5.5 against 6.0-8.9, download unchanged; a
- * download alone was 8% slower with the cap always 64 KiB, hence the two
- * (docs/performance.md).
+ * that channel's next answer. In the lab (helper, small requests under a
+ * download): median 2.0-2.4 ms against 3.1-3.3 with the cap always 256 KiB,
+ * p99 4.2-5.5 against 6.0-8.9, download unchanged; a download alone was 8%
+ * slower with the cap always 64 KiB, hence the two (docs/performance.md).
  */
 export const SHARED_TICKS = 2;
 
