@@ -113,8 +113,23 @@ describeLab('helper transport', (lab: LabHandle) => {
     await rulesGoneWithin(2_000);
   };
 
+  /** The size of our helper's stdin pipe on the server (perl's F_GETPIPE_SZ through /proc). */
+  const helperStdinPipeBytes = async (): Promise<string> => {
+    const ns = lab.env.serverNs;
+    const r = await lab.inServer([
+      'sh',
+      '-c',
+      `for p in $(pgrep -f sshuttle-ts-helpe[r]); do [ "$(ip netns identify $p)" = ${ns} ] && ` +
+        `perl -e 'open(my $f, "<", "/proc/'$p'/fd/0") or die "$!"; print fcntl($f, 1032, 0)'; done`,
+    ]);
+    return r.stdout.trim();
+  };
+
   it('--transport helper (uploaded to the server node over ssh2): HTTP v4/v6, 100 MiB both ways, 200 concurrent echoes, rules gone after TERM', async () => {
     const t = start(['--ssh-config', lab.env.sshConfig, '--transport', 'helper'], both());
+    await connected(t);
+    // sshd writes uploads into this pipe: grown from 64 KiB (HELPER_STDIN_PIPE_BYTES).
+    expect(await helperStdinPipeBytes()).toBe(String(1024 * 1024));
     await core(t, { big: 100, conns: 200, each: 1024 * 1024 });
     expect(t.out.stderr).toMatch(/credit mode/);
   });

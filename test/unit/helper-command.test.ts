@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { Config } from '../../src/domain/config.js';
 import {
   HELPER_MALLOC_ENV,
+  HELPER_STDIN_PIPE_BYTES,
   helperArgs,
   loaderScript,
   parseHelperArgs,
@@ -79,6 +80,14 @@ describe('sshArgv (as sshuttle ssh.connect builds it)', () => {
 });
 
 describe('shell quoting and the upload command', () => {
+  /** The upload command of a helper bundle `js`, run by this machine's node. */
+  const commandRunning = (js: string) =>
+    uploadCommand(process.execPath, Buffer.byteLength(js), {
+      verbose: 0,
+      latencyControl: true,
+      latencyBufferSize: 32768,
+    });
+
   test.prop([fc.string()])('shq survives /bin/sh for any word', (word) => {
     fc.pre(!word.includes('\0'));
     const r = spawnSync('/bin/sh', ['-c', `printf %s ${shq(word)}`], { encoding: 'utf8' });
@@ -107,16 +116,48 @@ describe('shell quoting and the upload command', () => {
   it("the helper runs with glibc's arena and trim settings, unless the server's environment has its own", () => {
     const js =
       'const e=process.env;process.stdout.write(e.MALLOC_ARENA_MAX+" "+e.MALLOC_TRIM_THRESHOLD_)';
-    const cmd = uploadCommand(process.execPath, Buffer.byteLength(js), {
-      verbose: 0,
-      latencyControl: true,
-      latencyBufferSize: 32768,
-    });
+    const cmd = commandRunning(js);
     const run = (env: NodeJS.ProcessEnv) =>
       spawnSync('/bin/sh', ['-c', cmd], { input: js, encoding: 'utf8', env }).stdout;
     const bare = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
     expect(run(bare)).toBe(HELPER_MALLOC_ENV.map(([, v]) => v).join(' '));
     expect(run({ ...bare, MALLOC_ARENA_MAX: '4' })).toBe(`4 ${8 * 1024 * 1024}`);
+  });
+
+  describe("the helper's stdin pipe", () => {
+    // What the uploaded helper sees on fd 0: perl reads the pipe's size (F_GETPIPE_SZ).
+    const js =
+      'process.stdout.write(require("child_process").execFileSync("perl",["-e","print fcntl(STDIN,1032,0)"],{stdio:[0,"pipe","inherit"]}))';
+    const cmd = commandRunning(js);
+    // sshd gives the command a pipe; Node's own child stdio is a socket pair, so cat makes one.
+    const viaPipe = (command: string, env: NodeJS.ProcessEnv) =>
+      spawnSync('/bin/sh', ['-c', `/bin/cat | ${command}`], { input: js, encoding: 'utf8', env });
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+
+    it('is grown to 1 MiB before node starts (a pipe starts at 64 KiB)', () => {
+      const plain = `exec ${shq(process.execPath)} -e ${shq(loaderScript(Buffer.byteLength(js)))}`;
+      expect(viaPipe(plain, env).stdout).toBe('65536');
+      const r = viaPipe(cmd, env);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe(String(HELPER_STDIN_PIPE_BYTES));
+    });
+
+    it('without perl on the server the helper still starts, and nothing is said', () => {
+      const bare = 'process.stdout.write("ran")';
+      const noPerl = uploadCommand(process.execPath, Buffer.byteLength(bare), {
+        verbose: 0,
+        latencyControl: true,
+        latencyBufferSize: 32768,
+      });
+      const r = spawnSync('/bin/sh', ['-c', `/bin/cat | ${noPerl}`], {
+        input: bare,
+        encoding: 'utf8',
+        env: { PATH: '/nonexistent' },
+      });
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('ran');
+      expect(r.status).toBe(0);
+    });
   });
 
   it('the loader runs exactly N bytes of stdin as a module and leaves the rest', () => {
