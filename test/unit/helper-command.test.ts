@@ -144,11 +144,7 @@ describe('shell quoting and the upload command', () => {
 
     it('without perl on the server the helper still starts, and nothing is said', () => {
       const bare = 'process.stdout.write("ran")';
-      const noPerl = uploadCommand(process.execPath, Buffer.byteLength(bare), {
-        verbose: 0,
-        latencyControl: true,
-        latencyBufferSize: 32768,
-      });
+      const noPerl = commandRunning(bare);
       const r = spawnSync('/bin/sh', ['-c', `/bin/cat | ${noPerl}`], {
         input: bare,
         encoding: 'utf8',
