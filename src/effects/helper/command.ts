@@ -90,10 +90,12 @@ export const HELPER_MALLOC_ENV: readonly (readonly [string, string])[] = [
  * The size asked for the helper's stdin pipe (Linux `F_SETPIPE_SZ`; 1 MiB is
  * the default `fs.pipe-max-size` an unprivileged user may ask for). sshd
  * writes what the client uploads into that pipe, and with the default 64 KiB
- * it blocks on a full pipe every 64 KiB: uploads over the helper went 10-20%
- * faster with 1 MiB (docs/performance.md). Only stdin: the same on stdout
- * made a download's queue ahead of small answers twice as long. The client's
- * mux caps what it has in flight either way, so this adds no queue.
+ * it blocks on a full pipe every 64 KiB: uploads over the helper went 10-15%
+ * faster with 1 MiB (docs/performance.md). sshd's window for the channel (2
+ * MiB) bounds what is in flight either way, so bytes move from sshd's buffer
+ * into the pipe and no queue is added. Only stdin: the same on stdout made a
+ * download's queue ahead of small answers twice as long (the helper's pipe
+ * cap cannot see bytes in the kernel's pipe).
  */
 export const HELPER_STDIN_PIPE_BYTES = 1024 * 1024;
 
