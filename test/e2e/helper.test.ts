@@ -136,6 +136,9 @@ describeLab('helper transport', (lab: LabHandle) => {
 
   it('-e "ssh -F <lab ssh_config>" (external OpenSSH, auto transport): the same', async () => {
     const t = start(['-e', `ssh -F ${lab.env.sshConfig}`], both());
+    await connected(t);
+    // Through the login shell too.
+    expect(await helperStdinPipeBytes()).toBe(String(1024 * 1024));
     await core(t, { big: 100, conns: 200, each: 1024 * 1024 });
     expect(t.out.stderr).toMatch(/credit mode/);
   });

@@ -1,4 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import type { Config } from '../../src/domain/config.js';
@@ -142,7 +145,30 @@ describe('shell quoting and the upload command', () => {
       expect(r.stdout).toBe(String(HELPER_STDIN_PIPE_BYTES));
     });
 
-    it('without perl on the server the helper still starts, and nothing is said', () => {
+    it('python3 grows it where the server has no perl', () => {
+      // A PATH with python3 only (and cat, which the pipe needs).
+      const dir = mkdtempSync(join(tmpdir(), 'no-perl-'));
+      try {
+        const python = spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], {
+          encoding: 'utf8',
+        }).stdout.trim();
+        symlinkSync(python, join(dir, 'python3'));
+        // The helper's own check uses perl: here it asks python3 instead.
+        const ask = 'import fcntl,sys; sys.stdout.write(str(fcntl.fcntl(0,1032)))';
+        const viaPython = `process.stdout.write(require("child_process").execFileSync("python3",["-c",${JSON.stringify(ask)}],{stdio:[0,"pipe","inherit"]}))`;
+        const r = spawnSync('/bin/sh', ['-c', `/bin/cat | ${commandRunning(viaPython)}`], {
+          input: viaPython,
+          encoding: 'utf8',
+          env: { PATH: dir },
+        });
+        expect(r.stderr).toBe('');
+        expect(r.stdout).toBe(String(HELPER_STDIN_PIPE_BYTES));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('without perl or python3 on the server the helper still starts, and nothing is said', () => {
       const bare = 'process.stdout.write("ran")';
       const noPerl = commandRunning(bare);
       const r = spawnSync('/bin/sh', ['-c', `/bin/cat | ${noPerl}`], {

@@ -101,11 +101,13 @@ export const HELPER_STDIN_PIPE_BYTES = 1024 * 1024;
 
 /**
  * Grows the pipe on fd 0 before node starts. Node has no `fcntl`, so perl
- * (essential on Debian, near-universal elsewhere) does it on the shared
- * pipe; where perl or the call is missing (another OS, a socket, a lower
- * limit) nothing happens and the helper runs as before.
+ * (essential on Debian, a few ms) does it on the shared pipe, or python3
+ * where there is no perl (tens of ms). Where both or the call are missing
+ * (another OS, a socket, a lower limit) nothing happens and nothing is said.
  */
-const growStdinPipe = `perl -e "fcntl(STDIN,1031,${HELPER_STDIN_PIPE_BYTES})" 2>/dev/null;`;
+const growStdinPipe =
+  `{ perl -e "fcntl(STDIN,1031,${HELPER_STDIN_PIPE_BYTES})" || ` +
+  `python3 -c "import fcntl; fcntl.fcntl(0,1031,${HELPER_STDIN_PIPE_BYTES})"; } 2>/dev/null;`;
 
 /**
  * The remote command that starts our helper from an upload of `bundleLength`
