@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, expect, it } from 'vitest';
+import { HELPER_STDIN_PIPE_BYTES } from '../../src/effects/helper/command.js';
 import { describeLab, type LabHandle, outputOf, spawnInNs, waitFor } from './lab.js';
 import { exitOf, stopAllTunnels, type Tunnel } from './lab-tunnel.js';
 
@@ -128,8 +129,8 @@ describeLab('helper transport', (lab: LabHandle) => {
   it('--transport helper (uploaded to the server node over ssh2): HTTP v4/v6, 100 MiB both ways, 200 concurrent echoes, rules gone after TERM', async () => {
     const t = start(['--ssh-config', lab.env.sshConfig, '--transport', 'helper'], both());
     await connected(t);
-    // sshd writes uploads into this pipe: grown from 64 KiB (HELPER_STDIN_PIPE_BYTES).
-    expect(await helperStdinPipeBytes()).toBe(String(1024 * 1024));
+    // sshd writes uploads into this pipe: grown from 64 KiB.
+    expect(await helperStdinPipeBytes()).toBe(String(HELPER_STDIN_PIPE_BYTES));
     await core(t, { big: 100, conns: 200, each: 1024 * 1024 });
     expect(t.out.stderr).toMatch(/credit mode/);
   });
@@ -138,7 +139,7 @@ describeLab('helper transport', (lab: LabHandle) => {
     const t = start(['-e', `ssh -F ${lab.env.sshConfig}`], both());
     await connected(t);
     // Through the login shell too.
-    expect(await helperStdinPipeBytes()).toBe(String(1024 * 1024));
+    expect(await helperStdinPipeBytes()).toBe(String(HELPER_STDIN_PIPE_BYTES));
     await core(t, { big: 100, conns: 200, each: 1024 * 1024 });
     expect(t.out.stderr).toMatch(/credit mode/);
   });

@@ -131,16 +131,15 @@ describe('shell quoting and the upload command', () => {
     // What the uploaded helper sees on fd 0: perl reads the pipe's size (F_GETPIPE_SZ).
     const js =
       'process.stdout.write(require("child_process").execFileSync("perl",["-e","print fcntl(STDIN,1032,0)"],{stdio:[0,"pipe","inherit"]}))';
-    const cmd = commandRunning(js);
     // sshd gives the command a pipe; Node's own child stdio is a socket pair, so cat makes one.
-    const viaPipe = (command: string, env: NodeJS.ProcessEnv) =>
-      spawnSync('/bin/sh', ['-c', `/bin/cat | ${command}`], { input: js, encoding: 'utf8', env });
+    const viaPipe = (command: string, input: string, env: NodeJS.ProcessEnv) =>
+      spawnSync('/bin/sh', ['-c', `/bin/cat | ${command}`], { input, encoding: 'utf8', env });
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
 
     it('is grown to 1 MiB before node starts (a pipe starts at 64 KiB)', () => {
       const plain = `exec ${shq(process.execPath)} -e ${shq(loaderScript(Buffer.byteLength(js)))}`;
-      expect(viaPipe(plain, env).stdout).toBe('65536');
-      const r = viaPipe(cmd, env);
+      expect(viaPipe(plain, js, env).stdout).toBe('65536');
+      const r = viaPipe(commandRunning(js), js, env);
       expect(r.stderr).toBe('');
       expect(r.stdout).toBe(String(HELPER_STDIN_PIPE_BYTES));
     });
@@ -156,11 +155,7 @@ describe('shell quoting and the upload command', () => {
         // The helper's own check uses perl: here it asks python3 instead.
         const ask = 'import fcntl,sys; sys.stdout.write(str(fcntl.fcntl(0,1032)))';
         const viaPython = `process.stdout.write(require("child_process").execFileSync("python3",["-c",${JSON.stringify(ask)}],{stdio:[0,"pipe","inherit"]}))`;
-        const r = spawnSync('/bin/sh', ['-c', `/bin/cat | ${commandRunning(viaPython)}`], {
-          input: viaPython,
-          encoding: 'utf8',
-          env: { PATH: dir },
-        });
+        const r = viaPipe(commandRunning(viaPython), viaPython, { PATH: dir });
         expect(r.stderr).toBe('');
         expect(r.stdout).toBe(String(HELPER_STDIN_PIPE_BYTES));
       } finally {
@@ -170,12 +165,7 @@ describe('shell quoting and the upload command', () => {
 
     it('without perl or python3 on the server the helper still starts, and nothing is said', () => {
       const bare = 'process.stdout.write("ran")';
-      const noPerl = commandRunning(bare);
-      const r = spawnSync('/bin/sh', ['-c', `/bin/cat | ${noPerl}`], {
-        input: bare,
-        encoding: 'utf8',
-        env: { PATH: '/nonexistent' },
-      });
+      const r = viaPipe(commandRunning(bare), bare, { PATH: '/nonexistent' });
       expect(r.stderr).toBe('');
       expect(r.stdout).toBe('ran');
       expect(r.status).toBe(0);

@@ -105,9 +105,10 @@ export const HELPER_STDIN_PIPE_BYTES = 1024 * 1024;
  * where there is no perl (tens of ms). Where both or the call are missing
  * (another OS, a socket, a lower limit) nothing happens and nothing is said.
  */
+const F_SETPIPE_SZ = 1031;
 const growStdinPipe =
-  `{ perl -e "fcntl(STDIN,1031,${HELPER_STDIN_PIPE_BYTES})" || ` +
-  `python3 -c "import fcntl; fcntl.fcntl(0,1031,${HELPER_STDIN_PIPE_BYTES})"; } 2>/dev/null;`;
+  `{ perl -e "fcntl(STDIN,${F_SETPIPE_SZ},${HELPER_STDIN_PIPE_BYTES})" || ` +
+  `python3 -c "import fcntl; fcntl.fcntl(0,${F_SETPIPE_SZ},${HELPER_STDIN_PIPE_BYTES})"; } 2>/dev/null;`;
 
 /**
  * The remote command that starts our helper from an upload of `bundleLength`
