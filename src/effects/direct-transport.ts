@@ -21,6 +21,7 @@ import { type RemoteRun, remoteHostJob } from './remote-names.js';
 import { channelTakesNow, queueAtMostOneRead } from './ssh/channel-writes.js';
 import { execCommand } from './ssh/exec.js';
 import { type ReceiveWindows, receiveWindows } from './ssh/receive-window.js';
+import { type OpenError, type TcpipChannels, tcpipChannels } from './ssh/tcpip-channels.js';
 import type { StreamsDriver } from './streams-driver.js';
 
 /** What the transport needs of an established SSH connection. */
@@ -40,7 +41,7 @@ export interface DirectTransport {
 }
 
 /** ssh2's channel-open failure reasons, in words a user understands. */
-const openFailure = (err: Error & { reason?: number | string }): string => {
+const openFailure = (err: OpenError): string => {
   switch (err.reason) {
     case 1:
       return 'administratively prohibited (the server forbids TCP forwarding: AllowTcpForwarding/PermitOpen)';
@@ -125,6 +126,7 @@ export const makeDirectTransport = (
   let closing = false;
   let dns: DnsForwarder | null = null;
   let windows: ReceiveWindows | null = null;
+  let tcpip: TcpipChannels | null = null;
 
   /** DNS-over-TCP streams to the resolver, each a direct-tcpip channel. */
   const dnsForwarder = (
@@ -168,6 +170,9 @@ export const makeDirectTransport = (
     }
     link = result.right;
     windows = receiveWindows(link.client);
+    // A write may leave one read waiting for the peer's window, no more
+    // (see queueAtMostOneRead).
+    tcpip = tcpipChannels(link.client, LENT_READ_BYTES + 1);
     // sshd turns Nagle off on the connection only once a session runs a
     // command (packet.c, ssh_packet_set_interactive); with direct-tcpip
     // channels alone, a small answer after a full segment waits for our
@@ -229,6 +234,7 @@ export const makeDirectTransport = (
       // Forget the dead link, so a reconnect (a later ssh.connect) starts afresh.
       if (link === current) {
         link = null;
+        tcpip = null;
         dns?.close();
         dns = null;
       }
@@ -248,6 +254,26 @@ export const makeDirectTransport = (
       return;
     }
     const capping = windows;
+    if (tcpip !== null) {
+      tcpip.open(
+        { srcIP: c.src.ip, srcPort: c.src.port, dstIP: c.dst.ip, dstPort: c.dst.port },
+        (err, channel) => {
+          if (channel === null) {
+            const reason = err === null ? 'channel open failed' : openFailure(err);
+            events.next({ kind: 'chan.failed', t: now(), id: c.id, reason });
+            return;
+          }
+          capping?.cap(channel);
+          streams.attach(c.id, 'remote', channel, {
+            takesNow: (bytes) => channel.takesNow(bytes),
+            destroy: () => channel.destroy(),
+          });
+          events.next({ kind: 'chan.open', t: now(), id: c.id });
+        },
+      );
+      return;
+    }
+    // An ssh2 without the internals tcpip-channels.ts uses: its own channels.
     link.client.forwardOut(
       c.src.ip,
       c.src.port,

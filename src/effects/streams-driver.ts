@@ -9,15 +9,32 @@
  * other side cannot take it at once) writes a copy.
  */
 import { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { type Observable, Subject } from 'rxjs';
 import type { Command } from '../domain/commands.js';
 import type { Event, Side } from '../domain/events.js';
 import { makeGcPacer } from './gc-pacer.js';
 import { type LentReads, makeLentReads } from './lent-reads.js';
 
+/**
+ * What the driver uses of a stream: a Node Duplex (sockets, ssh2 channels)
+ * has it, and so does a `TcpipChannel`.
+ */
+export interface RelayStream {
+  readonly writableEnded: boolean;
+  readonly writableFinished: boolean;
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'end' | 'drain' | 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (err: Error & { code?: string }) => void): unknown;
+  once(event: 'finish', listener: () => void): unknown;
+  write(chunk: Uint8Array): boolean;
+  end(): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  destroy(): unknown;
+}
+
 interface Entry {
-  readonly stream: Duplex;
+  readonly stream: RelayStream;
   /** Lets go of the stream (`stream.destroy()` unless the attacher knows better). */
   readonly destroy: () => void;
   /** The last write returned false and no drain has come yet. */
@@ -39,7 +56,7 @@ export interface AttachOptions {
 
 export interface StreamsDriver {
   /** Starts relaying `stream` as `side` of connection `id`. */
-  readonly attach: (id: number, side: Side, stream: Duplex, opts?: AttachOptions) => void;
+  readonly attach: (id: number, side: Side, stream: RelayStream, opts?: AttachOptions) => void;
   readonly driver: (commands: Observable<Command>) => Observable<Event>;
   /** Destroys every stream (shutdown). */
   readonly destroyAll: () => void;
@@ -64,7 +81,7 @@ export const makeStreamsDriver = (
   const relayed = makeGcPacer(opts.gcEveryBytes);
   const lent: LentReads | null = opts.lendLocalReads === true ? makeLentReads() : null;
 
-  const attach = (id: number, side: Side, stream: Duplex, o: AttachOptions = {}): void => {
+  const attach = (id: number, side: Side, stream: RelayStream, o: AttachOptions = {}): void => {
     const entry: Entry = {
       stream,
       destroy: o.destroy ?? (() => stream.destroy()),

@@ -8,7 +8,7 @@
  * of the last minute's. Which channels are receiving is sampled from their
  * window views. Written against ssh2 1.x's Channel.js and client.js.
  */
-import type { Client, ClientChannel } from 'ssh2';
+import type { Client } from 'ssh2';
 import {
   keepRttSample,
   MIN_LIMIT,
@@ -29,9 +29,14 @@ interface Protocol {
 }
 type ReplyCallback = (failed: boolean) => void;
 
+/** A channel with ssh2's window fields: ssh2's own, or a `TcpipChannel`. */
+export interface WindowedChannel {
+  once(event: 'close', listener: () => void): unknown;
+}
+
 export interface ReceiveWindows {
   /** From now on `channel` has at most the path's window of credit outstanding. */
-  readonly cap: (channel: ClientChannel) => void;
+  readonly cap: (channel: WindowedChannel) => void;
   /** The measured round trip (ms), null until measured. */
   readonly rttMs: () => number | null;
 }
