@@ -2,13 +2,12 @@
  * direct-tcpip channels without ssh2's stream objects.
  *
  * ssh2's `forwardOut` gives each channel a `Channel` (a Node Duplex) and a
- * second Readable for stderr. Under short connections their construction,
- * state machines and end/finish/close choreography were a third of the
- * client's own CPU per connection (a bare forwarder in the lab: about 290
- * µs of user time per request through `forwardOut`, about 200 with channels
- * driven straight through ssh2's protocol object). Here a channel is a small
- * EventEmitter with just what the streams driver uses, driven by ssh2's
- * `Protocol` (packets, cipher, re-keying stay ssh2's).
+ * second Readable for stderr, built and torn down per connection. Here a
+ * channel is a small EventEmitter with just what the streams driver uses,
+ * driven by ssh2's `Protocol` (packets, cipher, re-keying stay ssh2's).
+ * Under short connections that saved about 7% of the client's CPU per
+ * connection (docs/performance.md; a bare forwarder saves more, 290 against
+ * 200 µs of user time per request, since nothing else of ours runs there).
  *
  * How it plugs in, written against ssh2 1.x's client.js, Channel.js and
  * utils.js: a channel id is reserved in the client's ChannelManager with
