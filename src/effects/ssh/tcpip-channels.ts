@@ -243,8 +243,7 @@ export class TcpipChannel extends EventEmitter {
   onClose(dead: boolean): void {
     if (this.incoming.state === 'closed') return;
     this.incoming.state = 'closed';
-    if (dead) this.outgoing.state = 'closed';
-    else this.sendClose();
+    if (!dead) this.sendClose(); // answer the peer's CLOSE
     this.outgoing.state = 'closed';
     // Nothing queued can go now.
     this.queue = [];
