@@ -2,7 +2,7 @@
 // dist/bundle/: main.mjs plus one chunk per lazily loaded part (the client,
 // the firewall helper, replay, ...), which bin/sshuttle-ts starts. One file
 // per part instead of a hundred modules loaded one by one uses about 10 MB
-// less memory (see docs/performance.md) and starts faster.
+// less memory (see docs/performance-log.md) and starts faster.
 // Left outside, loaded from node_modules at run time: ssh2 and cpu-features
 // (their native bindings are found by paths relative to their own files)
 // and pino-pretty (only on a terminal). Files shipped beside the code

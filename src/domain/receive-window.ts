@@ -24,7 +24,7 @@
  * lab's window was the floor, and the download queued up to 512 KiB ahead of
  * every answer: 128 and 64 KiB took the p99 under a download from 3.4-3.6 to
  * 1.6-2.4 ms with the same download rate (290-340 MB/s, alternating runs,
- * docs/performance.md).
+ * docs/performance-log.md).
  */
 
 /** ssh2's window per channel (Channel.js MAX_WINDOW) and its top-up point. */

@@ -162,7 +162,7 @@ const shutdown = (s: SessionState, code: number, reason: string): Step =>
 // Copies on the per-connection and per-chunk path are object literals that
 // name every field (the compiler checks none is missing). V8 copies a spread
 // `{ ...s, x }` of these objects through a slow path: 0.3-1 µs a copy in
-// Node 20, against about 50 ns for the literal (docs/performance.md).
+// Node 20, against about 50 ns for the literal (docs/performance-log.md).
 
 /** `s` with new `conns`, `totals`, pending DNS requests and datagram sessions. */
 const copyState = (

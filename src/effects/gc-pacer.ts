@@ -6,7 +6,7 @@
  * objects themselves are tiny, so the young generation fills slowly and V8
  * collects them rarely; it only counts external bytes towards a collection
  * after tens of MB. Under a bulk transfer that garbage was most of the peak
- * resident memory (docs/performance.md). A young-generation collection every
+ * resident memory (docs/performance-log.md). A young-generation collection every
  * `every` bytes relayed bounds it; with a small young generation each one
  * takes a fraction of a millisecond, and the CPU per byte went down rather
  * than up (fewer full collections forced by external memory).

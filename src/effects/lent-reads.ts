@@ -4,7 +4,7 @@
  * By default Node allocates a new 64 KiB buffer for every read of a socket.
  * In a bulk upload through the direct transport that is one allocation per
  * 64 KiB relayed, and their collection was a fifth of the client's CPU
- * (docs/performance.md). Node's `onread` option reads into a buffer the
+ * (docs/performance-log.md). Node's `onread` option reads into a buffer the
  * caller owns; the bytes are valid only until the callback returns. The
  * direct transport copies every chunk into SSH packets before `write`
  * returns when the channel has window, so most reads need no buffer of

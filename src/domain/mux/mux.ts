@@ -548,7 +548,7 @@ const sendData = (ctx: Ctx, c: Draft): void => {
  * that channel's next answer. In the lab (helper, small requests under a
  * download): median 2.0-2.4 ms against 3.1-3.3 with the cap always 256 KiB,
  * p99 4.2-5.5 against 6.0-8.9, download unchanged; a download alone was 8%
- * slower with the cap always 64 KiB, hence the two (docs/performance.md).
+ * slower with the cap always 64 KiB, hence the two (docs/performance-log.md).
  */
 export const SHARED_TICKS = 2;
 

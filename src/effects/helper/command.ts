@@ -79,7 +79,7 @@ export const parseHelperArgs = (argv: readonly string[]): HelperOptions => {
  * for reuse up to 8 MiB instead of given back to the kernel at once. A
  * relay frees and allocates 64 KiB buffers all the time; with glibc's
  * defaults the helper refaulted 14,000-41,000 pages per 600 MB uploaded
- * and its CPU time varied with them (docs/performance.md).
+ * and its CPU time varied with them (docs/performance-log.md).
  */
 export const HELPER_MALLOC_ENV: readonly (readonly [string, string])[] = [
   ['MALLOC_ARENA_MAX', '2'],
@@ -91,7 +91,7 @@ export const HELPER_MALLOC_ENV: readonly (readonly [string, string])[] = [
  * the default `fs.pipe-max-size` an unprivileged user may ask for). sshd
  * writes what the client uploads into that pipe, and with the default 64 KiB
  * it blocks on a full pipe every 64 KiB: uploads over the helper went 10-15%
- * faster with 1 MiB (docs/performance.md). sshd's window for the channel (2
+ * faster with 1 MiB (docs/performance-log.md). sshd's window for the channel (2
  * MiB) bounds what is in flight either way, so bytes move from sshd's buffer
  * into the pipe and no queue is added. Only stdin: the same on stdout made a
  * download's queue ahead of small answers twice as long (the helper's pipe

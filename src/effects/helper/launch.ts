@@ -55,7 +55,7 @@ const watchStderr = (stream: Readable, onLine: StderrLine): (() => string) => {
  * fed by sshd from the helper's pipe in bursts. Alternating lab runs: p99
  * under a download 5.4-6.4 ms with 256 KiB against 8.5-9.0 with ssh2's
  * 2 MiB (7.3-8.3 with 512 KiB, 6.0 with 128 KiB), the download 160-190
- * MB/s against 180-195 (docs/performance.md).
+ * MB/s against 180-195 (docs/performance-log.md).
  */
 const HELPER_WINDOW_FLOOR = 256 * 1024;
 

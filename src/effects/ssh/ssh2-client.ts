@@ -2,7 +2,7 @@
  * The two parts of ssh2 the client uses, loaded by path instead of through
  * its index. The index also loads its server, key generator and HTTP(S)
  * agents, and with them Node's http, https and tls modules: about 1 MB of
- * resident memory the tunnel never uses (docs/performance.md).
+ * resident memory the tunnel never uses (docs/performance-log.md).
  * ssh2 has no exports map, so its modules are reachable by path; the types
  * are ssh2's own.
  */

@@ -6,7 +6,7 @@
  * channel is a small EventEmitter with just what the streams driver uses,
  * driven by ssh2's `Protocol` (packets, cipher, re-keying stay ssh2's).
  * Under short connections that saved about 7% of the client's CPU per
- * connection (docs/performance.md; a bare forwarder saves more, 290 against
+ * connection (docs/performance-log.md; a bare forwarder saves more, 290 against
  * 200 µs of user time per request, since nothing else of ours runs there).
  *
  * How it plugs in, written against ssh2 1.x's client.js, Channel.js and
