@@ -5,28 +5,20 @@
 # PROFILE_SECONDS (default 8) up, then the same down; the client is stopped with SIGINT so V8 writes the
 # profile, and scripts/bench-profile-summary.mjs prints where the time went.
 #   PROFILE_DIR=bench-results/prof   PROFILE_ARGS="--transport helper"
-# Open the .cpuprofile in Chrome DevTools (Performance) for a flame graph.
+# A flame graph of it is written beside it (scripts/flamegraph.mjs, .svg); the
+# .cpuprofile also opens in Chrome DevTools (Performance) or speedscope.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" = 0 ] || { echo "profile: needs root (network namespaces)" >&2; exit 2; }
-[ -f dist/bundle/main.mjs ] || npm run build >/dev/null
-NAME=bp$$
+# shellcheck source=scripts/lab-client.sh
+source scripts/lab-client.sh
 DIR=$(realpath -m "${PROFILE_DIR:-bench-results/prof}")
 SECS=${PROFILE_SECONDS:-8}
 mkdir -p "$DIR"
-PID=
-cleanup() {
-  [ -n "$PID" ] && kill -KILL -- -"$PID" 2>/dev/null
-  bash test/lab/lab.sh down "$NAME" >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-bash test/lab/lab.sh up "$NAME" >/dev/null
-# shellcheck disable=SC1090
-source "/tmp/$NAME/env"
-inc() { ip netns exec "$LAB_CLIENT_NS" "$@"; }
+lab_up profile "bp$$"
+mapfile -t NODE < <(client_node)
 before=$(ls "$DIR")
 # shellcheck disable=SC2086
-setsid ip netns exec "$LAB_CLIENT_NS" env MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=4194304 node --max-semi-space-size=2 --heap-growing-percent=30 --cpu-prof --cpu-prof-dir="$DIR" bin/sshuttle-ts \
+setsid ip netns exec "$LAB_CLIENT_NS" env "${NODE[@]}" --cpu-prof --cpu-prof-dir="$DIR" bin/sshuttle-ts \
   ${PROFILE_ARGS:-} --ssh-config "$LAB_SSH_CONFIG" -r "root@$LAB_SERVER_IP" "$LAB_TARGET_NET" \
   >"$DIR/client.log" 2>&1 &
 PID=$!
@@ -40,3 +32,5 @@ PID=
 new=$(comm -13 <(echo "$before" | sort) <(ls "$DIR" | sort) | grep '\.cpuprofile$' | head -n 1)
 [ -n "$new" ] || { echo "profile: no .cpuprofile written (log: $DIR/client.log)" >&2; exit 1; }
 node scripts/bench-profile-summary.mjs "$DIR/$new"
+node scripts/flamegraph.mjs "$DIR/$new" "$DIR/${new%.cpuprofile}.svg" \
+  --title "sshuttle-ts client, ${PROFILE_SECONDS:-8} s up then down (V8 --cpu-prof)"
