@@ -9,7 +9,11 @@
 #             the same, so the connection path is warm)
 #   download  direct transport, iperf3 -R
 #   helper-download   the same through the helper transport
+#   helper-newconn    new connections through the helper transport
 # Each gives FLAME_DIR/LOAD.svg (scripts/flamegraph.mjs) and LOAD.perf.txt.
+# FLAME_REMOTE=1 records the remote helper instead of the client for the
+# helper loads (the lab's server shares this file system, so its node is
+# started through a wrapper that adds --perf-basic-prof).
 #   FLAME_DIR=bench-results/flame   FLAME_LOADS="newconn download helper-download"
 # Needs root and perf (Debian: apt-get install linux-perf).
 set -euo pipefail
@@ -25,19 +29,33 @@ mapfile -t NODE < <(client_node)
 T=$LAB_TARGET_IP
 
 for load in ${FLAME_LOADS:-newconn download helper-download}; do
+  settle_time_wait "$LAB_CLIENT_NS" # after a new-connection load
   args=()
   case $load in
     newconn | download) ;;
-    helper-download) args=(--transport helper) ;;
-    *) echo "flame: unknown load '$load' (newconn download helper-download)" >&2; exit 2 ;;
+    helper-download | helper-newconn) args=(--transport helper) ;;
+    *) echo "flame: unknown load '$load' (newconn download helper-download helper-newconn)" >&2; exit 2 ;;
   esac
+  remote=
+  if [ "${FLAME_REMOTE:-}" = 1 ] && [ "${args[*]}" = "--transport helper" ]; then
+    remote=1
+    printf '#!/bin/sh\nexec node --perf-basic-prof "$@"\n' >"$DIR/node-perf.sh"
+    chmod +x "$DIR/node-perf.sh"
+    args+=(--node "$DIR/node-perf.sh")
+  fi
   setsid ip netns exec "$LAB_CLIENT_NS" env "${NODE[@]}" --perf-basic-prof bin/sshuttle-ts \
     "${args[@]}" --ssh-config "$LAB_SSH_CONFIG" -r "root@$LAB_SERVER_IP" "$LAB_TARGET_NET" \
     >"$DIR/$load.log" 2>&1 &
   PID=$! # ip netns exec and env exec node: the same process, perf's target
   for _ in $(seq 200); do inc curl -s -m 1 -o /dev/null "http://$T/" && break; sleep 0.1; done
+  TARGET=$PID
+  if [ -n "$remote" ]; then
+    TARGET=$(for p in $(pgrep -f 'sshuttle-ts-helpe[r]'); do
+      [ "$(ip netns identify "$p")" = "$LAB_SERVER_NS" ] && echo "$p"; done | head -n 1)
+    [ -n "$TARGET" ] || { echo "flame: no remote helper found for $load" >&2; exit 1; }
+  fi
   case $load in
-    newconn)
+    newconn | helper-newconn)
       inc wrk -t1 -c10 -d5s -H 'Connection: close' "http://$T/" >/dev/null
       inc wrk -t1 -c10 -d$((SECS + 2))s -H 'Connection: close' "http://$T/" >"$DIR/$load.load.txt" &
       ;;
@@ -45,15 +63,17 @@ for load in ${FLAME_LOADS:-newconn download helper-download}; do
   esac
   L=$!
   sleep 1.5
-  perf record -q -e cpu-clock -g -o "$DIR/$load.perf.data" -p "$PID" -- sleep "$SECS" 2>/dev/null
+  perf record -q -e cpu-clock -g -o "$DIR/$load.perf.data" -p "$TARGET" -- sleep "$SECS" 2>/dev/null
   wait $L
   rate=$(awk '/receiver/ {print $7 " MB/s"} /Requests\/sec/ {print $2 " req/s"}' "$DIR/$load.load.txt")
   perf script -i "$DIR/$load.perf.data" 2>/dev/null >"$DIR/$load.perf.txt"
-  rm -f "/tmp/perf-$PID.map" # --perf-basic-prof's symbol map, read by perf script
+  rm -f "/tmp/perf-$PID.map" "/tmp/perf-$TARGET.map" # --perf-basic-prof's symbol maps
   stop_client
   rm -f "$DIR/$load.perf.data"
-  echo "flame: $load at $rate" >&2
+  who="sshuttle-ts client"
+  [ -n "$remote" ] && who="sshuttle-ts remote helper"
+  echo "flame: $load at $rate ($who)" >&2
   node scripts/flamegraph.mjs "$DIR/$load.perf.txt" "$DIR/$load.svg" \
-    --title "sshuttle-ts client, $load (perf, ${SECS} s)" \
-    --subtitle "$rate; $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u '+%Y-%m-%d %H:%M UTC'); width = share of the client's CPU samples, all threads"
+    --title "$who, $load (perf, ${SECS} s)" \
+    --subtitle "$rate; $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u '+%Y-%m-%d %H:%M UTC'); width = share of the process's CPU samples, all threads"
 done

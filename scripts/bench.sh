@@ -47,25 +47,14 @@ source "/tmp/$NAME/env"
 SRV=$LAB_SERVER_IP
 TS="$PWD/bin/sshuttle-ts"
 
-# Every new-connection test leaves its connections in TIME_WAIT in the client
-# namespace for a minute, and the ephemeral ports run out near 28,000 (OpenSSH
-# -L opens 3,000/s: its warm-up collapsed to 160 req/s in its sixth second
-# when it followed bench-tunnel's test at once). Before each test that opens
-# connections by the thousand, let them drain (to 5,000, at most 60 s).
-settle_time_wait() {
-  local i n
-  for i in $(seq 60); do
-    n=$(ip netns exec "$NAME-c" ss -tan state time-wait 2>/dev/null | tail -n +2 | wc -l)
-    [ "$n" -lt 5000 ] && return
-    sleep 1
-  done
-}
+# shellcheck source=scripts/lab-client.sh
+source scripts/lab-client.sh # for settle_time_wait
 
 measure() { # LABEL DNS(0|1) -- COMMAND...
   local label=$1 dns=$2 line
   shift 2
   for script in bench-tunnel bench-extra bench-warmup; do
-    [ "$script" = bench-extra ] || settle_time_wait
+    [ "$script" = bench-extra ] || settle_time_wait "$NAME-c"
     echo "bench: run $run/$RUNS, $label ($script)" >&2
     line=$(BENCH_DNS=$dns bash "test/lab/$script.sh" "$label" "$@" | tail -n 1) || true
     echo "  $line" >&2

@@ -158,7 +158,8 @@ export const areaOf = (name) => {
     return 'gc';
   }
   if (name.includes('node_modules/ssh2/')) return 'ssh2';
-  if (/(^|\s)(dist|src)\//.test(name)) return 'sshuttle-ts';
+  // The remote helper runs from stdin under the name sshuttle-ts-helper.cjs.
+  if (/(^|\s)(dist|src)\/|\/sshuttle-ts-helper\.cjs:/.test(name)) return 'sshuttle-ts';
   if (name.includes('node_modules/')) return 'npm';
   if (/\snode:[a-z_]/.test(name)) return 'node';
   return 'native';

@@ -5,6 +5,8 @@
 #   lab_up WHO NAME   checks, builds if needed, brings up lab NAME, sources its env
 #   client_node       prints the shebang's command up to `node`'s flags, one word a line
 #   stop_client       stops $PID's process group (never fails)
+#   settle_time_wait NS   waits (at most 60 s) until NS holds fewer than 5,000
+#                     connections in TIME_WAIT
 # Callers set PID to the client's process group when they start one.
 PID=
 lab_up() {
@@ -33,3 +35,17 @@ client_node() {
   head -n 1 bin/sshuttle-ts | sed 's/^#!\/usr\/bin\/env -S //' | tr ' ' '\n' | grep -v '^$'
 }
 inc() { ip netns exec "$LAB_CLIENT_NS" "$@"; }
+
+# Every new-connection test leaves its connections in TIME_WAIT in the client
+# namespace for a minute, and the ephemeral ports run out near 28,000 (OpenSSH
+# -L opens 3,000/s: its warm-up collapsed to 160 req/s in its sixth second
+# when it followed bench-tunnel's test at once). Before each test that opens
+# connections by the thousand, let them drain.
+settle_time_wait() {
+  local i n
+  for i in $(seq 60); do
+    n=$(ip netns exec "$1" ss -tan state time-wait 2>/dev/null | tail -n +2 | wc -l)
+    [ "$n" -lt 5000 ] && return
+    sleep 1
+  done
+}

@@ -102,6 +102,7 @@ describe('flame graph: areas', () => {
   it('tells our code, ssh2, node internals, the kernel, the collector and native code apart', () => {
     expect(lib.areaOf('JS:*fold dist/bundle/client-X.mjs:1:2')).toBe('sshuttle-ts');
     expect(lib.areaOf('fold dist/bundle/a.mjs:100')).toBe('sshuttle-ts');
+    expect(lib.areaOf('JS:*A /sshuttle-ts-helper.cjs:9:2539')).toBe('sshuttle-ts');
     expect(lib.areaOf('decrypt node_modules/ssh2/lib/crypto.js:1')).toBe('ssh2');
     expect(lib.areaOf('JS:*emit node:events:471:44')).toBe('node');
     expect(lib.areaOf('node::StreamBase::Writev')).toBe('native');
