@@ -6,6 +6,7 @@
 // "LABEL key=value ...". Several lines with the same label are runs (or parts
 // of one run); every numeric figure becomes the median of its runs, with the
 // min and max as its spread.
+import { esc } from './svg-text.mjs';
 
 /** The tunnels, in table order, with a display name. */
 export const TUNNELS = [
@@ -204,12 +205,6 @@ export const formatTable = ({ header, rows }) => {
 /** Markdown table of the same data. */
 export const formatMarkdown = ({ header, rows }) =>
   [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
-
-const esc = (s) =>
-  String(s).replace(
-    /[&<>"]/g,
-    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c],
-  );
 
 const COLORS = {
   'sshuttle-ts': '#2563eb',

@@ -3,6 +3,7 @@
 // record -g, node --perf-basic-prof). Both are folded into stacks first
 // (`root;...;leaf` -> weight), so the drawing does not care where they came
 // from. Plain JavaScript like bench-lib.mjs: the scripts run without a build.
+import { esc } from './svg-text.mjs';
 
 /** `file:///x/y/dist/bundle/a.mjs` -> `dist/bundle/a.mjs`; node_modules kept from there. */
 const shortUrl = (url) =>
@@ -188,12 +189,6 @@ const colorOf = (name) => {
   const [lo, hi] = PALETTE[area];
   return `hsl(${Math.round(lo + (hi - lo) * hash(name))}, 70%, ${Math.round(62 + 10 * hash(`${name}.`))}%)`;
 };
-
-const esc = (s) =>
-  String(s).replace(
-    /[&<>"]/g,
-    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c],
-  );
 
 /** Characters of 11 px sans-serif that fit in `px`, about. */
 const fits = (px) => Math.floor((px - 6) / 6.2);

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fc, it as itProp } from '@fast-check/vitest';
@@ -242,7 +242,7 @@ describe('flame graph: the command, on a real V8 profile', () => {
 
   it('refuses input that is neither, with one line and exit 2', () => {
     const bad = join(dir, 'bad.json');
-    spawnSync('sh', ['-c', `echo '{not json' > ${bad}`]);
+    writeFileSync(bad, '{not json\n');
     const draw = spawnSync(
       process.execPath,
       [join(ROOT, 'scripts/flamegraph.mjs'), bad, join(dir, 'x.svg')],
